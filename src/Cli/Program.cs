@@ -1,0 +1,3 @@
+using GpuAnomaly.Cli;
+
+return GpuAnomalyCli.Run(args);

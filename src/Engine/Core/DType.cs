@@ -1,0 +1,51 @@
+namespace GpuAnomaly.Engine;
+
+/// <summary>Element types a tensor can hold. Names follow safetensors' dtype tags.</summary>
+public enum DType
+{
+    F32,
+    F16,
+    I8,
+    I32,
+    U8,
+    /// <summary>2-bit packed ternary weights {-1, 0, +1}; layout defined by the ternary issue (docs/FORMATS.md).</summary>
+    Ternary2,
+}
+
+public static class DTypeExtensions
+{
+    /// <summary>Bytes per element; 0 for packed types whose size is not a whole number of bytes per element.</summary>
+    public static int ElementSize(this DType t) => t switch
+    {
+        DType.F32 or DType.I32 => 4,
+        DType.F16 => 2,
+        DType.I8 or DType.U8 => 1,
+        DType.Ternary2 => 0,
+        _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown dtype"),
+    };
+
+    /// <summary>The safetensors header tag ("F32", ...).</summary>
+    public static string Tag(this DType t) => t switch
+    {
+        DType.F32 => "F32",
+        DType.F16 => "F16",
+        DType.I8 => "I8",
+        DType.I32 => "I32",
+        DType.U8 => "U8",
+        DType.Ternary2 => "T2",
+        _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown dtype"),
+    };
+
+    public static bool TryParseTag(string tag, out DType t)
+    {
+        switch (tag)
+        {
+            case "F32": t = DType.F32; return true;
+            case "F16": t = DType.F16; return true;
+            case "I8": t = DType.I8; return true;
+            case "I32": t = DType.I32; return true;
+            case "U8": t = DType.U8; return true;
+            default: t = default; return false;
+        }
+    }
+}

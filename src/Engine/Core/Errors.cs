@@ -1,0 +1,46 @@
+namespace GpuAnomaly.Engine;
+
+/// <summary>
+/// Base of the errors a user can cause and fix (bad file, bad shapes, no memory): the CLI
+/// prints their message on one line and exits non-zero, without a stack trace.
+/// </summary>
+public class GpuAnomalyException : Exception
+{
+    public GpuAnomalyException(string message) : base(message) { }
+    public GpuAnomalyException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>An allocation did not fit on a device.</summary>
+public sealed class DeviceOutOfMemoryException : GpuAnomalyException
+{
+    public DeviceOutOfMemoryException(string device, long bytes, string? what, Exception? inner = null)
+        : base($"out of memory on {device}: could not allocate {FormatBytes(bytes)}" + (what is null ? "" : $" for {what}"), inner ?? new OutOfMemoryException())
+    {
+        Device = device;
+        Bytes = bytes;
+    }
+
+    public string Device { get; }
+    public long Bytes { get; }
+
+    public static string FormatBytes(long bytes) => bytes switch
+    {
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):0.##} GiB ({bytes} bytes)",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):0.##} MiB ({bytes} bytes)",
+        >= 1L << 10 => $"{bytes / (double)(1L << 10):0.##} KiB ({bytes} bytes)",
+        _ => $"{bytes} bytes",
+    };
+}
+
+/// <summary>A graph whose shapes do not fit together; names the node and the shapes.</summary>
+public sealed class ShapeMismatchException : GpuAnomalyException
+{
+    public ShapeMismatchException(string node, string message) : base($"node '{node}': {message}") => Node = node;
+    public string Node { get; }
+}
+
+/// <summary>No such device, or the device cannot be used here.</summary>
+public sealed class DeviceUnavailableException : GpuAnomalyException
+{
+    public DeviceUnavailableException(string message) : base(message) { }
+}

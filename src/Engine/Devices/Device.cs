@@ -1,0 +1,118 @@
+using GpuAnomaly.Kernels.Conv;
+using GpuAnomaly.Kernels.Pool;
+
+namespace GpuAnomaly.Engine;
+
+/// <summary>
+/// Where tensors live and ops run: `cpu` (managed SIMD), `cuda` (ILGPU CUDA accelerator) or
+/// `ilgpu-cpu` (ILGPU's CPU accelerator, which runs the GPU kernels thread by thread, for tests).
+/// Each op validates its tensors' devices and sizes, then calls the kernel family of the device.
+/// </summary>
+public abstract class Device : IDisposable
+{
+    /// <summary>"cpu", "cuda" or "ilgpu-cpu".</summary>
+    public abstract string Name { get; }
+    /// <summary>Hardware description (GPU model, processor).</summary>
+    public abstract string Description { get; }
+    public abstract long MemoryBytes { get; }
+    public abstract int Multiprocessors { get; }
+    public abstract int WarpSize { get; }
+
+    public Tensor Allocate(Shape shape, DType dtype = DType.F32, string? what = null)
+    {
+        long bytes = dtype == DType.Ternary2 ? (shape.Elements + 3) / 4 : shape.Bytes(dtype);
+        return new Tensor(AllocateMemory(bytes, what ?? $"tensor {shape}"), 0, shape, dtype, ownsMemory: true);
+    }
+
+    /// <summary>A new F32 tensor holding a copy of <paramref name="data"/>.</summary>
+    public Tensor FromHost(ReadOnlySpan<float> data, Shape shape, string? what = null)
+    {
+        if (data.Length != shape.Elements)
+            throw new ArgumentException($"{data.Length} values do not fill shape {shape}");
+        var t = Allocate(shape, DType.F32, what);
+        t.CopyFrom(data);
+        return t;
+    }
+
+    /// <summary>Allocates a raw block; throws <see cref="DeviceOutOfMemoryException"/> naming the size and this device.</summary>
+    public abstract DeviceMemory AllocateMemory(long bytes, string? what = null);
+    public abstract void CopyFromHost(ReadOnlySpan<byte> src, Tensor dst);
+    public abstract void CopyToHost(Tensor src, Span<byte> dst);
+    /// <summary>Waits until every queued kernel has finished.</summary>
+    public abstract void Synchronize();
+
+    // ---- ops: every argument is an F32 tensor on this device ----
+
+    public void Conv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y)
+    {
+        p.Validate();
+        Check("conv2d input", x, p.InputElements);
+        Check("conv2d weight", w, p.WeightElements);
+        if (p.HasBias != 0) Check("conv2d bias", bias ?? throw new ArgumentException("conv2d: HasBias = 1 but no bias tensor"), p.COut);
+        Check("conv2d output", y, p.OutputElements);
+        RunConv2d(p, x, w, p.HasBias != 0 ? bias : null, y);
+    }
+
+    public void Pool2d(in Pool2dParams p, Tensor x, Tensor y)
+    {
+        p.Validate();
+        Check("pool2d input", x, p.InputElements);
+        Check("pool2d output", y, p.OutputElements);
+        RunPool2d(p, x, y);
+    }
+
+    public void LeakyRelu(Tensor x, float slope, Tensor y)
+    {
+        Check("leaky_relu input", x, x.Elements);
+        Check("leaky_relu output", y, x.Elements);
+        RunLeakyRelu(x, slope, y);
+    }
+
+    public void Relu(Tensor x, Tensor y)
+    {
+        Check("relu input", x, x.Elements);
+        Check("relu output", y, x.Elements);
+        RunRelu(x, y);
+    }
+
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        Check("add input a", a, a.Elements);
+        Check("add input b", b, a.Elements);
+        Check("add output", y, a.Elements);
+        RunAdd(a, b, y);
+    }
+
+    protected abstract void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y);
+    protected abstract void RunPool2d(in Pool2dParams p, Tensor x, Tensor y);
+    protected abstract void RunLeakyRelu(Tensor x, float slope, Tensor y);
+    protected abstract void RunRelu(Tensor x, Tensor y);
+    protected abstract void RunAdd(Tensor a, Tensor b, Tensor y);
+
+    private void Check(string what, Tensor t, long elements)
+    {
+        if (!ReferenceEquals(t.Device, this))
+            throw new ArgumentException($"{what} lives on {t.Device.Name}, the op runs on {Name}");
+        if (t.DType != DType.F32)
+            throw new ArgumentException($"{what} is {t.DType}; this op takes F32");
+        if (t.Elements != elements)
+            throw new ArgumentException($"{what} has {t.Elements} elements ({t.Shape}), expected {elements}");
+    }
+
+    public abstract void Dispose();
+
+    public override string ToString() => $"{Name} ({Description})";
+
+    /// <summary>The device names the CLI and the library accept.</summary>
+    public static readonly string[] Names = ["auto", "cpu", "cuda", "ilgpu-cpu"];
+
+    /// <summary>Opens a device by name: auto = cuda when a CUDA GPU is present, else cpu.</summary>
+    public static Device Open(string name = "auto") => name switch
+    {
+        "auto" => IlgpuDevice.CudaAvailable() ? IlgpuDevice.OpenCuda() : new CpuDevice(),
+        "cpu" => new CpuDevice(),
+        "cuda" => IlgpuDevice.OpenCuda(),
+        "ilgpu-cpu" => IlgpuDevice.OpenCpuEmulator(),
+        _ => throw new DeviceUnavailableException($"unknown device '{name}' (expected one of: {string.Join(", ", Names)})"),
+    };
+}

@@ -1,0 +1,139 @@
+using GpuAnomaly.Kernels.Conv;
+using GpuAnomaly.Kernels.Elementwise;
+using GpuAnomaly.Kernels.Pool;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace GpuAnomaly.Engine;
+
+/// <summary>
+/// An ILGPU accelerator: `cuda` (the real target) or `ilgpu-cpu` (ILGPU's CPU emulator, which
+/// runs the same GPU kernels one thread at a time; for tests on small shapes). Kernels are
+/// queued on the accelerator's default stream; <see cref="Synchronize"/> waits for them.
+/// </summary>
+public sealed class IlgpuDevice : Device
+{
+    private readonly Context _context;
+    private readonly Lazy<Conv2dGpu> _conv;
+    private readonly Lazy<Pool2dGpu> _pool;
+    private readonly Lazy<ElementwiseGpu> _elementwise;
+
+    private IlgpuDevice(Context context, Accelerator accelerator, string name)
+    {
+        _context = context;
+        Accelerator = accelerator;
+        Name = name;
+        _conv = new(() => new Conv2dGpu(accelerator));
+        _pool = new(() => new Pool2dGpu(accelerator));
+        _elementwise = new(() => new ElementwiseGpu(accelerator));
+    }
+
+    public Accelerator Accelerator { get; }
+    public override string Name { get; }
+    public override string Description => Accelerator.Name;
+    public override long MemoryBytes => Accelerator.MemorySize;
+    public override int Multiprocessors => Accelerator.NumMultiprocessors;
+    public override int WarpSize => Accelerator.WarpSize;
+    public int MaxGroupSize => Accelerator.MaxNumThreadsPerGroup;
+    public static string IlgpuVersion => typeof(Context).Assembly.GetName().Version?.ToString() ?? "unknown";
+
+    /// <summary>True when the CUDA driver is loadable and reports at least one device.</summary>
+    public static bool CudaAvailable()
+    {
+        try
+        {
+            using var context = Context.Create(b => b.Cuda());
+            return context.GetCudaDevices().Count > 0;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
+        }
+    }
+
+    public static IlgpuDevice OpenCuda(int index = 0)
+    {
+        Context? context = null;
+        try
+        {
+            context = Context.Create(b => b.Cuda().EnableAlgorithms());
+            var devices = context.GetCudaDevices();
+            if (devices.Count == 0)
+                throw new DeviceUnavailableException("device 'cuda': no CUDA GPU found (no driver, or no device visible)");
+            if (index < 0 || index >= devices.Count)
+                throw new DeviceUnavailableException($"device 'cuda': index {index} out of range ({devices.Count} GPUs)");
+            var acc = devices[index].CreateAccelerator(context);
+            return new IlgpuDevice(context, acc, "cuda");
+        }
+        catch (DeviceUnavailableException)
+        {
+            context?.Dispose();
+            throw;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            context?.Dispose();
+            throw new DeviceUnavailableException($"device 'cuda': {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// ILGPU's CPU accelerator. Warp size 4 (ILGPU's default, so kernels cannot assume 32) and
+    /// groups of up to 256 threads, the largest group our kernels launch.
+    /// </summary>
+    public static IlgpuDevice OpenCpuEmulator(int warpSize = 4, int warpsPerGroup = 64, int multiprocessors = 1)
+    {
+        var context = Context.Create(b => b.CPU(new CPUDevice(warpSize, warpsPerGroup, multiprocessors)).EnableAlgorithms());
+        var acc = context.GetCPUDevice(0).CreateAccelerator(context);
+        return new IlgpuDevice(context, acc, "ilgpu-cpu");
+    }
+
+    public override DeviceMemory AllocateMemory(long bytes, string? what = null)
+    {
+        if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes));
+        if (bytes > MemoryBytes) throw new DeviceOutOfMemoryException($"{Name} ({Description})", bytes, what);
+        try
+        {
+            return new AcceleratorMemory(this, Accelerator.Allocate1D<byte>(Math.Max(bytes, 1)));
+        }
+        catch (Exception e) when (e is OutOfMemoryException or AcceleratorException or CudaException)
+        {
+            throw new DeviceOutOfMemoryException($"{Name} ({Description})", bytes, what, e);
+        }
+    }
+
+    public override void CopyFromHost(ReadOnlySpan<byte> src, Tensor dst)
+    {
+        if (src.Length != dst.ByteLength) throw new ArgumentException($"copy of {src.Length} bytes into a tensor of {dst.ByteLength} bytes");
+        dst.View<byte>().CopyFromCPU(Accelerator.DefaultStream, src);
+    }
+
+    public override void CopyToHost(Tensor src, Span<byte> dst)
+    {
+        if (dst.Length != src.ByteLength) throw new ArgumentException($"copy of a tensor of {src.ByteLength} bytes into {dst.Length} bytes");
+        src.View<byte>().CopyToCPU(Accelerator.DefaultStream, dst);
+        Accelerator.DefaultStream.Synchronize();
+    }
+
+    public override void Synchronize() => Accelerator.Synchronize();
+
+    public Conv2dGpu ConvKernels => _conv.Value;
+    public Pool2dGpu PoolKernels => _pool.Value;
+    public ElementwiseGpu ElementwiseKernels => _elementwise.Value;
+
+    protected override void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
+        ConvKernels.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
+
+    protected override void RunPool2d(in Pool2dParams p, Tensor x, Tensor y) => PoolKernels.Forward(p, x.View<float>(), y.View<float>());
+    protected override void RunLeakyRelu(Tensor x, float slope, Tensor y) => ElementwiseKernels.LeakyRelu(x.View<float>(), slope, y.View<float>());
+    protected override void RunRelu(Tensor x, Tensor y) => ElementwiseKernels.Relu(x.View<float>(), y.View<float>());
+    protected override void RunAdd(Tensor a, Tensor b, Tensor y) => ElementwiseKernels.Add(a.View<float>(), b.View<float>(), y.View<float>());
+
+    public override void Dispose()
+    {
+        Accelerator.Dispose();
+        _context.Dispose();
+    }
+}

@@ -1,0 +1,76 @@
+using GpuAnomaly.Engine;
+using Xunit;
+
+namespace GpuAnomaly.Tests;
+
+/// <summary>
+/// The kernel lab's shared rules: fresh random inputs (never zeros), poisoned outputs, one
+/// error metric (relative L2 against a float64 reference), and NaN never passes.
+/// </summary>
+public static class KernelLab
+{
+    /// <summary>A generator with a fresh seed, printed on failure so a case can be replayed.</summary>
+    public static Random NewRng(out int seed)
+    {
+        seed = Random.Shared.Next();
+        return new Random(seed);
+    }
+
+    /// <summary>Uniform in [-scale, scale], with no exact zeros.</summary>
+    public static float[] RandomFloats(Random rng, long n, float scale = 1f)
+    {
+        var a = new float[n];
+        for (long i = 0; i < n; i++)
+        {
+            float v;
+            do v = (float)(rng.NextDouble() * 2 - 1) * scale; while (v == 0f);
+            a[i] = v;
+        }
+        return a;
+    }
+
+    /// <summary>Fills an output buffer with NaN so that an unwritten element fails the comparison.</summary>
+    public static void Poison(Span<float> y) => y.Fill(float.NaN);
+
+    /// <summary>||out - ref|| / ||ref|| in float64; +infinity when out holds a NaN or an infinity the reference lacks.</summary>
+    public static double RelL2(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
+    {
+        if (actual.Length != expected.Length) throw new ArgumentException($"length {actual.Length} vs reference {expected.Length}");
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double a = actual[i];
+            if (!double.IsFinite(a) && a != expected[i]) return double.PositiveInfinity;
+            double d = a - expected[i];
+            num += d * d;
+            den += expected[i] * expected[i];
+        }
+        if (den == 0) return num == 0 ? 0 : double.PositiveInfinity;
+        return Math.Sqrt(num / den);
+    }
+
+    public static void AssertClose(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, double tolerance, string context)
+    {
+        double err = RelL2(actual, expected);
+        Assert.True(err <= tolerance, $"{context}: relative L2 error {err:E3} > {tolerance:E1}");
+    }
+
+    /// <summary>Uploads host data, runs <paramref name="op"/> on a poisoned output of <paramref name="outElements"/> elements, downloads it.</summary>
+    public static float[] RunOnDevice(Device device, long outElements, Func<Tensor> upload, Action<Tensor> op)
+    {
+        using var y = device.Allocate(new Shape(checked((int)outElements)));
+        var poison = new float[outElements];
+        Poison(poison);
+        y.CopyFrom(poison);
+        op(y);
+        device.Synchronize();
+        return y.ToArray();
+    }
+}
+
+/// <summary>One ILGPU CPU-emulator device per test class (contexts are not shared between classes running in parallel).</summary>
+public sealed class IlgpuCpuFixture : IDisposable
+{
+    public IlgpuDevice Device { get; } = IlgpuDevice.OpenCpuEmulator();
+    public void Dispose() => Device.Dispose();
+}
