@@ -33,7 +33,8 @@ public sealed class IlgpuDevice : Device
     public Accelerator Accelerator { get; }
     public override string Name { get; }
     public override string Description => Accelerator.Name;
-    public override long MemoryBytes => Accelerator.MemorySize;
+    // The CPU emulator reports 2^63 bytes; its buffers live in host memory.
+    public override long MemoryBytes => Accelerator is CPUAccelerator ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : Accelerator.MemorySize;
     public override int Multiprocessors => Accelerator.NumMultiprocessors;
     public override int WarpSize => Accelerator.WarpSize;
     public int MaxGroupSize => Accelerator.MaxNumThreadsPerGroup;
@@ -58,7 +59,8 @@ public sealed class IlgpuDevice : Device
         Context? context = null;
         try
         {
-            context = Context.Create(b => b.Cuda().EnableAlgorithms());
+            // Profiling enables CUDA events, which the benchmark harness times kernels with.
+            context = Context.Create(b => b.Cuda().Profiling().EnableAlgorithms());
             var devices = context.GetCudaDevices();
             if (devices.Count == 0)
                 throw new DeviceUnavailableException("device 'cuda': no CUDA GPU found (no driver, or no device visible)");
@@ -85,7 +87,7 @@ public sealed class IlgpuDevice : Device
     /// </summary>
     public static IlgpuDevice OpenCpuEmulator(int warpSize = 4, int warpsPerGroup = 64, int multiprocessors = 1)
     {
-        var context = Context.Create(b => b.CPU(new CPUDevice(warpSize, warpsPerGroup, multiprocessors)).EnableAlgorithms());
+        var context = Context.Create(b => b.CPU(new CPUDevice(warpSize, warpsPerGroup, multiprocessors)).Profiling().EnableAlgorithms());
         var acc = context.GetCPUDevice(0).CreateAccelerator(context);
         return new IlgpuDevice(context, acc, "ilgpu-cpu");
     }

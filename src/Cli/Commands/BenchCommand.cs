@@ -1,0 +1,48 @@
+using System.CommandLine;
+using System.Text.Json;
+using GpuAnomaly.Engine;
+using GpuAnomaly.Engine.Benchmarks;
+using Spectre.Console;
+
+namespace GpuAnomaly.Cli.Commands;
+
+/// <summary>
+/// `gpuanomaly bench`: the GPU harness. Measures the device's ceilings first (fp32 FMA rate,
+/// copy bandwidth), then times each kernel (warm-up, device-side timing, median of samples)
+/// and reports time, GFLOP/s, GB/s and the fraction of the measured peak.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create(CliOutput output)
+    {
+        var device = CommonOptions.Device();
+        var small = new Option<bool>("--small") { Description = "Tiny shapes (for the ilgpu-cpu emulator and smoke tests)" };
+        var filter = new Option<string>("--filter") { Description = "Only kernels whose name or shape contains this text", DefaultValueFactory = _ => "" };
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file" };
+        var cmd = new Command("bench", "Time the kernels on a device against its measured peak.") { device, small, filter, json };
+        cmd.SetAction(r =>
+        {
+            using var dev = Device.Open(r.GetValue(device)!);
+            var console = InfoCommand.Console(output.Out);
+            console.WriteLine($"device: {dev.Name} ({dev.Description})");
+            var peaks = DevicePeaks.Measure(dev);
+            console.WriteLine($"measured peak: {peaks.Fp32GFlops:F0} GFLOP/s fp32 FMA, {peaks.CopyGBps:F0} GB/s copy (read + write)");
+            var results = KernelSuite.Run(dev, r.GetValue(small), r.GetValue(filter)!, name => output.Error.WriteLine($"timing {name}"));
+
+            var table = new Table().AddColumns("kernel", "shape", "median ms", "GFLOP/s", "% FMA peak", "GB/s", "% copy BW", "launches x samples");
+            foreach (var x in results)
+                table.AddRow(Markup.Escape(x.Kernel), Markup.Escape(x.Shape), $"{x.MedianMs:F4}", $"{x.GFlops:F1}",
+                    $"{100 * x.GFlops / peaks.Fp32GFlops:F1}", $"{x.GBps:F1}", $"{100 * x.GBps / peaks.CopyGBps:F1}",
+                    $"{x.LaunchesPerSample} x {x.Samples}");
+            console.Write(table);
+
+            if (r.GetValue(json) is { } file)
+            {
+                var doc = new { device = dev.Name, description = dev.Description, peaks, results };
+                File.WriteAllText(file.FullName, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,67 @@
+using System.Runtime.Intrinsics;
+using GpuAnomaly.Kernels.Peak;
+
+namespace GpuAnomaly.Engine.Benchmarks;
+
+/// <summary>A device's measured ceilings: fp32 FMA throughput and copy bandwidth (bytes read + written).</summary>
+public sealed record DevicePeaks(double Fp32GFlops, double CopyGBps)
+{
+    public static DevicePeaks Measure(Device device) => device switch
+    {
+        IlgpuDevice gpu => MeasureIlgpu(gpu),
+        _ => MeasureCpu(device),
+    };
+
+    private static DevicePeaks MeasureIlgpu(IlgpuDevice gpu)
+    {
+        var kernels = new PeakKernels(gpu.Accelerator);
+        bool emulator = gpu.Name != "cuda";
+        int threads = emulator ? 1024 : gpu.Multiprocessors * 2048 * 4;
+        using var sink = gpu.Allocate(new Shape(1024));
+        var fma = DeviceTimer.Time(gpu, "peak-fma", $"{threads} threads", 2.0 * threads * PeakKernels.FmasPerThread, 0,
+            () => kernels.Fma(threads, sink.View<float>(), 1f), warmup: 2, samples: emulator ? 3 : 9);
+
+        long n = emulator ? 1 << 16 : 1L << 28; // 1 GiB per buffer on the GPU: far beyond L2
+        using var a = gpu.Allocate(new Shape((int)n));
+        using var b = gpu.Allocate(new Shape((int)n));
+        var copy = DeviceTimer.Time(gpu, "peak-copy", $"{n} floats", 0, 8.0 * n,
+            () => kernels.Copy(a.View<float>(), b.View<float>()), warmup: 2, samples: emulator ? 3 : 9);
+        return new DevicePeaks(fma.GFlops, copy.GBps);
+    }
+
+    private static DevicePeaks MeasureCpu(Device cpu)
+    {
+        int threads = Environment.ProcessorCount;
+        const int steps = 1 << 16;
+        double flops = 2.0 * threads * steps * 8 * Vector256<float>.Count;
+        var fma = DeviceTimer.Time(cpu, "peak-fma", $"{threads} threads", flops, 0,
+            () => Parallel.For(0, threads, t => FmaChains(steps, t)), warmup: 2, samples: 7, minSampleMs: 20);
+
+        long n = 1L << 26; // 256 MiB per buffer
+        var src = GC.AllocateUninitializedArray<float>((int)n);
+        var dst = GC.AllocateUninitializedArray<float>((int)n);
+        src.AsSpan().Fill(1f);
+        int chunks = threads * 4;
+        var copy = DeviceTimer.Time(cpu, "peak-copy", $"{n} floats", 0, 8.0 * n, () => Parallel.For(0, chunks, c =>
+        {
+            long lo = n * c / chunks, hi = n * (c + 1) / chunks;
+            src.AsSpan((int)lo, (int)(hi - lo)).CopyTo(dst.AsSpan((int)lo));
+        }), warmup: 2, samples: 7, minSampleMs: 20);
+        return new DevicePeaks(fma.GFlops, copy.GBps);
+    }
+
+    private static float FmaChains(int steps, int seed)
+    {
+        var m = Vector256.Create(0.999f);
+        var c = Vector256.Create(seed * 1e-3f);
+        Vector256<float> a0 = Vector256.Create(1f), a1 = a0 + m, a2 = a1 + m, a3 = a2 + m, a4 = a3 + m, a5 = a4 + m, a6 = a5 + m, a7 = a6 + m;
+        for (int s = 0; s < steps; s++)
+        {
+            a0 = Vector256.FusedMultiplyAdd(a0, m, c); a1 = Vector256.FusedMultiplyAdd(a1, m, c);
+            a2 = Vector256.FusedMultiplyAdd(a2, m, c); a3 = Vector256.FusedMultiplyAdd(a3, m, c);
+            a4 = Vector256.FusedMultiplyAdd(a4, m, c); a5 = Vector256.FusedMultiplyAdd(a5, m, c);
+            a6 = Vector256.FusedMultiplyAdd(a6, m, c); a7 = Vector256.FusedMultiplyAdd(a7, m, c);
+        }
+        return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7);
+    }
+}

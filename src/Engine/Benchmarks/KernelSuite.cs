@@ -1,0 +1,106 @@
+using GpuAnomaly.Kernels;
+using GpuAnomaly.Kernels.Conv;
+using GpuAnomaly.Kernels.Pool;
+
+namespace GpuAnomaly.Engine.Benchmarks;
+
+/// <summary>
+/// The shapes `gpuanomaly bench` times, with each kernel variant the device has
+/// (cuda / ilgpu-cpu: direct and implicit-GEMM conv; cpu: the SIMD kernels). The same shapes
+/// are in tools/bench/torch_kernels.py, so PyTorch can be timed beside us on one machine.
+/// </summary>
+public static class KernelSuite
+{
+    public sealed record ConvCase(string Name, Conv2dParams P);
+    public sealed record PoolCase(string Name, Pool2dParams P);
+
+    public static IReadOnlyList<ConvCase> ConvCases(bool small) => small
+        ? [
+            new("3x3 64->64 s1 p1", Conv2dParams.Create(1, 8, 12, 12, 8, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 5e-3f)),
+            new("1x1 16->8", Conv2dParams.Create(1, 16, 8, 8, 8, 1, 1)),
+          ]
+        : [
+            new("resnet 3x3 64->64 56x56 b8", Conv2dParams.Create(8, 64, 56, 56, 64, 3, 3, padding: 1, act: Activation.Relu)),
+            new("stem 7x7/2 3->64 224x224 b8", Conv2dParams.Create(8, 3, 224, 224, 64, 7, 7, stride: 2, padding: 3, act: Activation.Relu)),
+            new("pointwise 1x1 256->128 28x28 b8", Conv2dParams.Create(8, 256, 28, 28, 128, 1, 1)),
+            new("depthwise 3x3 128 56x56 b8", Conv2dParams.Create(8, 128, 56, 56, 128, 3, 3, padding: 1, groups: 128)),
+            new("US p17 conv1 6x6 3->128 271x271", Conv2dParams.Create(1, 3, 271, 271, 128, 6, 6, act: Activation.LeakyRelu, slope: 5e-3f)),
+            new("US p17 conv2 5x5 128->256 266x266", Conv2dParams.Create(1, 128, 266, 266, 256, 5, 5, act: Activation.LeakyRelu, slope: 5e-3f)),
+            new("US p33 conv 5x5 d2 128->256 140x140", Conv2dParams.Create(1, 128, 140, 140, 256, 5, 5, dilation: 2, act: Activation.LeakyRelu, slope: 5e-3f)),
+          ];
+
+    public static IReadOnlyList<PoolCase> PoolCases(bool small) => small
+        ? [
+            new("max 2x2/1", Pool2dParams.Create(PoolKind.Max, 1, 4, 12, 12, 2, stride: 1)),
+            new("avg 3x3/1 p1", Pool2dParams.Create(PoolKind.Avg, 1, 4, 12, 12, 3, stride: 1, padding: 1)),
+          ]
+        : [
+            new("max 2x2/1 128ch 128x128 b8", Pool2dParams.Create(PoolKind.Max, 8, 128, 128, 128, 2, stride: 1)),
+            new("max 2x2/1 d2 256ch 64x64 b8", Pool2dParams.Create(PoolKind.Max, 8, 256, 64, 64, 2, stride: 1, dilation: 2)),
+            new("max 2x2/2 128ch 128x128 b8", Pool2dParams.Create(PoolKind.Max, 8, 128, 128, 128, 2)),
+            new("avg 3x3/1 p1 64ch 112x112 b8", Pool2dParams.Create(PoolKind.Avg, 8, 64, 112, 112, 3, stride: 1, padding: 1)),
+          ];
+
+    /// <summary>Times every case on <paramref name="device"/>; <paramref name="progress"/> is told each kernel's name first.</summary>
+    public static List<BenchmarkResult> Run(Device device, bool small, string filter = "", Action<string>? progress = null)
+    {
+        var results = new List<BenchmarkResult>();
+        var rng = new Random(1234);
+        bool Want(string s) => filter.Length == 0 || s.Contains(filter, StringComparison.OrdinalIgnoreCase);
+
+        foreach (var c in ConvCases(small))
+        {
+            var p = c.P;
+            var variants = new List<(string, Action<Tensor, Tensor, Tensor, Tensor>)>();
+            if (device is IlgpuDevice gpu)
+            {
+                variants.Add(("conv2d.implicit_gemm", (x, w, b, y) => gpu.ConvKernels.ImplicitGemm(p, x.View<float>(), w.View<float>(), b.View<float>(), y.View<float>())));
+                variants.Add(("conv2d.direct", (x, w, b, y) => gpu.ConvKernels.Direct(p, x.View<float>(), w.View<float>(), b.View<float>(), y.View<float>())));
+            }
+            else variants.Add(("conv2d", (x, w, b, y) => device.Conv2d(p, x, w, b, y)));
+            if (!variants.Any(v => Want(v.Item1 + " " + c.Name))) continue;
+
+            using var xt = device.FromHost(Random(rng, p.InputElements), new Shape((int)p.InputElements));
+            using var wt = device.FromHost(Random(rng, p.WeightElements), new Shape((int)p.WeightElements));
+            using var bt = device.FromHost(Random(rng, p.COut), new Shape(p.COut));
+            using var yt = device.Allocate(new Shape((int)p.OutputElements));
+            double bytes = 4.0 * (p.InputElements + p.WeightElements + p.COut + p.OutputElements);
+            foreach (var (kernel, run) in variants)
+            {
+                if (!Want(kernel + " " + c.Name)) continue;
+                progress?.Invoke($"{kernel} {c.Name}");
+                results.Add(DeviceTimer.Time(device, kernel, c.Name, p.Flops, bytes, () => run(xt, wt, bt, yt)));
+            }
+        }
+
+        foreach (var c in PoolCases(small))
+        {
+            if (!Want("pool2d " + c.Name)) continue;
+            var p = c.P;
+            using var xt = device.FromHost(Random(rng, p.InputElements), new Shape((int)p.InputElements));
+            using var yt = device.Allocate(new Shape((int)p.OutputElements));
+            progress?.Invoke($"pool2d {c.Name}");
+            double flops = (double)p.OutputElements * p.KH * p.KW;
+            results.Add(DeviceTimer.Time(device, "pool2d", c.Name, flops, 4.0 * (p.InputElements + p.OutputElements), () => device.Pool2d(p, xt, yt)));
+        }
+
+        int n = small ? 4099 : 1 << 26;
+        if (Want("elementwise"))
+        {
+            using var a = device.FromHost(Random(rng, n), new Shape(n));
+            using var b = device.FromHost(Random(rng, n), new Shape(n));
+            using var y = device.Allocate(new Shape(n));
+            progress?.Invoke("elementwise");
+            results.Add(DeviceTimer.Time(device, "leaky_relu", $"{n} floats", n, 8.0 * n, () => device.LeakyRelu(a, 5e-3f, y)));
+            results.Add(DeviceTimer.Time(device, "add", $"{n} floats", n, 12.0 * n, () => device.Add(a, b, y)));
+        }
+        return results;
+    }
+
+    private static float[] Random(Random rng, long n)
+    {
+        var a = new float[n];
+        for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1);
+        return a;
+    }
+}
