@@ -20,6 +20,7 @@ public static class GpuAnomalyCli
         root.Subcommands.Add(InfoCommand.Create(output));
         //root.Subcommands.Add(InspectCommand.Create(output));
         root.Subcommands.Add(BenchCommand.Create(output));
+        root.Subcommands.Add(CheckCommand.Create(output));
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -1,0 +1,152 @@
+using GpuAnomaly.Kernels;
+using GpuAnomaly.Kernels.Conv;
+using GpuAnomaly.Kernels.Elementwise;
+using GpuAnomaly.Kernels.Pool;
+
+namespace GpuAnomaly.Engine.Validation;
+
+/// <summary>One kernel run against its float64 reference.</summary>
+public sealed record CheckResult(string Kernel, string Shape, double RelL2, double Tolerance)
+{
+    public bool Passed => RelL2 <= Tolerance; // NaN compares false: it never passes
+}
+
+/// <summary>
+/// The kernel lab on any device, for devices CI does not have (`gpuanomaly check --device cuda`):
+/// fresh random shapes and inputs, poisoned outputs, every kernel variant against the float64
+/// reference with the relative L2 error. The unit tests do the same on cpu and ilgpu-cpu.
+/// </summary>
+public static class KernelCheck
+{
+    public const double Tolerance = 1e-5;
+
+    public static List<CheckResult> Run(Device device, int cases, int seed, Action<string>? progress = null)
+    {
+        var rng = new Random(seed);
+        var results = new List<CheckResult>();
+        for (int i = 0; i < cases; i++)
+        {
+            var p = RandomConv(rng, small: device.Name == "ilgpu-cpu");
+            progress?.Invoke($"conv2d {p}");
+            var x = Floats(rng, p.InputElements);
+            var w = Floats(rng, p.WeightElements);
+            var b = Floats(rng, p.COut);
+            var expected = new double[p.OutputElements];
+            Conv2dReference.Forward(p, x, w, p.HasBias != 0 ? b : default, expected);
+            using var xt = device.FromHost(x, new Shape(x.Length));
+            using var wt = device.FromHost(w, new Shape(w.Length));
+            using var bt = device.FromHost(b, new Shape(b.Length));
+            var variants = new List<(string, Action<Tensor>)> { ("conv2d", y => device.Conv2d(p, xt, wt, bt, y)) };
+            if (device is IlgpuDevice gpu)
+            {
+                variants.Add(("conv2d.direct", y => gpu.ConvKernels.Direct(p, xt.View<float>(), wt.View<float>(), p.HasBias != 0 ? bt.View<float>() : default, y.View<float>())));
+                variants.Add(("conv2d.implicit_gemm", y => gpu.ConvKernels.ImplicitGemm(p, xt.View<float>(), wt.View<float>(), p.HasBias != 0 ? bt.View<float>() : default, y.View<float>())));
+            }
+            foreach (var (name, run) in variants)
+                results.Add(new(name, p.ToString(), RelL2(Poisoned(device, p.OutputElements, run), expected), Tolerance));
+        }
+        for (int i = 0; i < cases; i++)
+        {
+            var p = RandomPool(rng, small: device.Name == "ilgpu-cpu");
+            progress?.Invoke($"pool2d {p}");
+            var x = Floats(rng, p.InputElements);
+            var expected = new double[p.OutputElements];
+            Pool2dReference.Forward(p, x, expected);
+            using var xt = device.FromHost(x, new Shape(x.Length));
+            results.Add(new("pool2d", p.ToString(), RelL2(Poisoned(device, p.OutputElements, y => device.Pool2d(p, xt, y)), expected), Tolerance));
+        }
+        for (int i = 0; i < cases; i++)
+        {
+            int n = rng.Next(1, device.Name == "ilgpu-cpu" ? 3000 : 1 << 20);
+            float slope = (float)rng.NextDouble();
+            var a = Floats(rng, n);
+            var bb = Floats(rng, n);
+            using var at = device.FromHost(a, new Shape(n));
+            using var bt = device.FromHost(bb, new Shape(n));
+            var e1 = new double[n];
+            ElementwiseReference.LeakyRelu(a, slope, e1);
+            results.Add(new("leaky_relu", $"{n}", RelL2(Poisoned(device, n, y => device.LeakyRelu(at, slope, y)), e1), Tolerance));
+            ElementwiseReference.Relu(a, e1);
+            results.Add(new("relu", $"{n}", RelL2(Poisoned(device, n, y => device.Relu(at, y)), e1), Tolerance));
+            ElementwiseReference.Add(a, bb, e1);
+            results.Add(new("add", $"{n}", RelL2(Poisoned(device, n, y => device.Add(at, bt, y)), e1), Tolerance));
+        }
+        return results;
+    }
+
+    public static Conv2dParams RandomConv(Random rng, bool small)
+    {
+        while (true)
+        {
+            int groups = rng.Next(4) switch { 0 => 2, 1 => -1, _ => 1 }; // -1: depthwise
+            int cin = rng.Next(1, small ? 6 : 70), cout = rng.Next(1, small ? 9 : 140);
+            if (groups == -1) { groups = cin; cout = cin * rng.Next(1, 3); }
+            else if (groups == 2) { cin *= 2; cout *= 2; }
+            int k = rng.Next(1, 8), kw = rng.Next(4) == 0 ? rng.Next(1, 8) : k;
+            int dil = rng.Next(3) == 0 ? rng.Next(2, 4) : 1, stride = rng.Next(3) == 0 ? rng.Next(2, 4) : 1;
+            var p = new Conv2dParams
+            {
+                N = rng.Next(1, small ? 3 : 5), CIn = cin, H = rng.Next(1, small ? 14 : 60), W = rng.Next(1, small ? 14 : 60),
+                COut = cout, KH = k, KW = kw, StrideH = stride, StrideW = rng.Next(2) == 0 ? stride : rng.Next(1, 4),
+                PadTop = rng.Next(0, 4), PadLeft = rng.Next(0, 4), PadBottom = rng.Next(0, 4), PadRight = rng.Next(0, 4),
+                DilH = dil, DilW = dil, Groups = groups, HasBias = rng.Next(2),
+                Act = (Activation)rng.Next(3), Slope = (float)rng.NextDouble() * 0.3f,
+            };
+            try { p.Validate(); } catch (ArgumentException) { continue; }
+            if (p.OutputElements * p.CInPerGroup * p.KH * p.KW > (small ? 400_000 : 400_000_000)) continue;
+            return p;
+        }
+    }
+
+    public static Pool2dParams RandomPool(Random rng, bool small)
+    {
+        while (true)
+        {
+            var kind = (PoolKind)rng.Next(2);
+            int k = rng.Next(1, 6), dil = kind == PoolKind.Max && rng.Next(3) == 0 ? rng.Next(2, 4) : 1;
+            var p = Pool2dParams.Create(kind, rng.Next(1, 4), rng.Next(1, small ? 5 : 64), rng.Next(1, small ? 16 : 90), rng.Next(1, small ? 16 : 90),
+                k, rng.Next(1, 4), rng.Next(0, k / 2 + 1), dil, rng.Next(2) == 0);
+            p.KW = rng.Next(3) == 0 ? rng.Next(1, 6) : k;
+            p.PadW = rng.Next(0, p.KW / 2 + 1);
+            try { p.Validate(); } catch (ArgumentException) { continue; }
+            return p;
+        }
+    }
+
+    private static float[] Poisoned(Device device, long n, Action<Tensor> run)
+    {
+        using var y = device.Allocate(new Shape((int)n));
+        var poison = new float[n];
+        poison.AsSpan().Fill(float.NaN);
+        y.CopyFrom(poison);
+        run(y);
+        device.Synchronize();
+        return y.ToArray();
+    }
+
+    private static float[] Floats(Random rng, long n)
+    {
+        var a = new float[n];
+        for (long i = 0; i < n; i++)
+        {
+            float v;
+            do v = (float)(rng.NextDouble() * 2 - 1); while (v == 0f);
+            a[i] = v;
+        }
+        return a;
+    }
+
+    /// <summary>||a - e|| / ||e||; NaN or infinity in <paramref name="actual"/> gives +infinity.</summary>
+    public static double RelL2(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (!float.IsFinite(actual[i])) return double.PositiveInfinity;
+            double d = actual[i] - expected[i];
+            num += d * d;
+            den += expected[i] * expected[i];
+        }
+        return den == 0 ? (num == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(num / den);
+    }
+}
