@@ -180,21 +180,27 @@ public sealed class SafetensorsFile : IDisposable
             return;
         }
 
-        byte[] tmp = ArrayPool<byte>.Shared.Rent(dst.Length * 2);
+        // F16 / BF16: convert through a small buffer, a chunk at a time.
+        const int chunk = 1 << 16;
+        byte[] tmp = ArrayPool<byte>.Shared.Rent(2 * Math.Min(chunk, dst.Length));
         try
         {
-            var src = tmp.AsSpan(0, dst.Length * 2);
-            ReadExactly(_handle, Path, src, at);
-            if (e.DTypeTag == "F16")
+            for (int start = 0; start < dst.Length; start += chunk)
             {
-                for (int i = 0; i < dst.Length; i++)
-                    dst[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(src[(2 * i)..]);
-            }
-            else
-            {
-                // bfloat16 is the top half of a float32.
-                for (int i = 0; i < dst.Length; i++)
-                    dst[i] = BitConverter.UInt32BitsToSingle((uint)BinaryPrimitives.ReadUInt16LittleEndian(src[(2 * i)..]) << 16);
+                var part = dst.Slice(start, Math.Min(chunk, dst.Length - start));
+                var src = tmp.AsSpan(0, 2 * part.Length);
+                ReadExactly(_handle, Path, src, at + 2L * start);
+                if (e.DTypeTag == "F16")
+                {
+                    for (int i = 0; i < part.Length; i++)
+                        part[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(src[(2 * i)..]);
+                }
+                else
+                {
+                    // bfloat16 is the top half of a float32.
+                    for (int i = 0; i < part.Length; i++)
+                        part[i] = BitConverter.UInt32BitsToSingle((uint)BinaryPrimitives.ReadUInt16LittleEndian(src[(2 * i)..]) << 16);
+                }
             }
         }
         finally

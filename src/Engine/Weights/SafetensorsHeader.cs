@@ -41,6 +41,9 @@ internal sealed class SafetensorsHeader
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
                 throw new SafetensorsException(path, null, $"header is a JSON {Kind(root)}, not an object");
+            // The spec fixes the first byte so that a reader can tell a header from garbage at a glance.
+            if (json[0] != (byte)'{')
+                throw new SafetensorsException(path, null, "header must begin with '{' (whitespace is allowed only after the JSON, as padding)");
 
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var entries = new List<SafetensorsEntry>();

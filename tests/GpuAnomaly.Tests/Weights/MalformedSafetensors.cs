@@ -39,6 +39,7 @@ public static class MalformedSafetensors
                 Encoding.UTF8.GetBytes(AfterName), 24), "header is not valid UTF-8");
             yield return ("overlong-utf8", File(Encoding.UTF8.GetBytes("""{"a"""), [0xC0, 0xAF],
                 Encoding.UTF8.GetBytes(AfterName), 24), "header is not valid UTF-8");
+            yield return ("leading-space", File(" " + ValidHeader, 24), "header must begin with '{'");
             yield return ("bad-json", File("""{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}""", 24), "header is not valid JSON");
             yield return ("trailing-comma", File("""{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},}""", 24), "header is not valid JSON");
             yield return ("json-comment", File("""{/*x*/"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}""", 24), "header is not valid JSON");

@@ -121,14 +121,39 @@ public sealed class SafetensorsTests : IDisposable
     }
 
     [Fact]
+    public void Load_OnIlgpuCpu_ChunksAndDTypes()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        float[] big = KernelLab.RandomFloats(rng, (1 << 20) + 5);
+        var half = new byte[2 * 7];
+        for (int i = 0; i < 7; i++) BinaryPrimitives.WriteHalfLittleEndian(half.AsSpan(2 * i), (Half)(i - 3.5f));
+        string path = PathOf("ilgpu.safetensors");
+        SafetensorsWriter.Write(path,
+            [new SafetensorsTensor("big", [big.Length], big), new SafetensorsTensor("h", "F16", [7], half), new SafetensorsTensor("u", DType.U8, [3], new byte[] { 9, 8, 7 })]);
+        using var st = SafetensorsFile.Open(path);
+        using var device = IlgpuDevice.OpenCpuEmulator();
+        using (var t = st.Load("big", device))
+            Assert.True(big.AsSpan().SequenceEqual(t.ToArray()), $"seed {seed}");
+        using (var t = st.Load("h", device))
+            Assert.Equal([-3.5f, -2.5f, -1.5f, -0.5f, 0.5f, 1.5f, 2.5f], t.ToArray());
+        using (var t = st.Load("u", device))
+        {
+            var bytes = new byte[3];
+            device.CopyToHost(t, bytes);
+            Assert.Equal(new byte[] { 9, 8, 7 }, bytes);
+        }
+    }
+
+    [Fact]
     public void HalfAndBFloat16_ConvertToFloat()
     {
         var rng = KernelLab.NewRng(out int seed);
-        var halves = new Half[37];
-        var bf16 = new ushort[37];
-        var f16Bytes = new byte[74];
-        var bf16Bytes = new byte[74];
-        for (int i = 0; i < 37; i++)
+        const int n = 70_001; // more than one conversion chunk
+        var halves = new Half[n];
+        var bf16 = new ushort[n];
+        var f16Bytes = new byte[2 * n];
+        var bf16Bytes = new byte[2 * n];
+        for (int i = 0; i < n; i++)
         {
             halves[i] = (Half)(float)(rng.NextDouble() * 200 - 100);
             BinaryPrimitives.WriteHalfLittleEndian(f16Bytes.AsSpan(2 * i), halves[i]);
@@ -136,7 +161,7 @@ public sealed class SafetensorsTests : IDisposable
             BinaryPrimitives.WriteUInt16LittleEndian(bf16Bytes.AsSpan(2 * i), bf16[i]);
         }
         string path = PathOf("half.safetensors");
-        SafetensorsWriter.Write(path, [("h", "F16", new[] { 37 }, (ReadOnlyMemory<byte>)f16Bytes), ("b", "BF16", new[] { 37 }, (ReadOnlyMemory<byte>)bf16Bytes)]);
+        SafetensorsWriter.Write(path, [("h", "F16", new[] { n }, (ReadOnlyMemory<byte>)f16Bytes), ("b", "BF16", new[] { n }, (ReadOnlyMemory<byte>)bf16Bytes)]);
         using var st = SafetensorsFile.Open(path);
         Assert.Equal(DType.F16, st["h"].DType);
         Assert.Null(st["b"].DType);
@@ -183,10 +208,10 @@ public sealed class SafetensorsTests : IDisposable
     [Fact]
     public void EdgeFiles_AreValid()
     {
-        // no tensors at all; leading and trailing spaces around the JSON; empty tensors sharing an offset
+        // no tensors at all; space padding after the JSON; empty tensors sharing an offset
         using (var st = SafetensorsFile.Open(WriteBytes("none.safetensors", MalformedSafetensors.File("{}", 0))))
             Assert.Empty(st.Tensors);
-        using (var st = SafetensorsFile.Open(WriteBytes("spaces.safetensors", MalformedSafetensors.File("  " + MalformedSafetensors.ValidHeader + "      ", 24))))
+        using (var st = SafetensorsFile.Open(WriteBytes("spaces.safetensors", MalformedSafetensors.File(MalformedSafetensors.ValidHeader + "       ", 24))))
             Assert.Equal([2, 3], st["a"].Shape);
         string json = """{"e1":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"e2":{"dtype":"I64","shape":[3,0],"data_offsets":[4,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}""";
         using (var st = SafetensorsFile.Open(WriteBytes("empties.safetensors", MalformedSafetensors.File(json, 6))))
