@@ -29,7 +29,7 @@ public sealed class SafetensorsException : GpuAnomalyException
     /// A name or JSON fragment from the file, made safe to print on one line: control characters
     /// escaped, long text cut (a hostile header can hold a megabyte-long tensor name).
     /// </summary>
-    public static string Printable(string text, int maxChars = 160)
+    internal static string Printable(string text, int maxChars = 160)
     {
         var sb = new StringBuilder(Math.Min(text.Length, maxChars) + 8);
         foreach (char c in text)
