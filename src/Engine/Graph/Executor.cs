@@ -98,13 +98,16 @@ public sealed class Executor : IDisposable
         Device.Synchronize();
     }
 
-    /// <summary>Sets every input, then runs; the results stay on the device (<see cref="Outputs"/>).</summary>
+    /// <summary>Sets every input (all must be given), then runs; the results stay on the device (<see cref="Outputs"/>).</summary>
     public void Run(IReadOnlyDictionary<string, float[]> inputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         foreach (var name in inputs.Keys)
             if (!_inputs.ContainsKey(name))
                 throw new GraphInputException(name, $"unknown input '{name}' (the graph's inputs: {InputList()})");
+        foreach (var v in Graph.Inputs)
+            if (!inputs.ContainsKey(v.Name))
+                throw new GraphInputException(v.Name, $"input '{v.Name}' (shape {v.Shape}) was not given");
         foreach (var (name, data) in inputs) SetInput(name, data);
         Run();
     }
