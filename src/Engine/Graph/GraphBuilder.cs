@@ -54,7 +54,7 @@ public sealed class GraphBuilder
     }
 
     public Value Conv2d(Value x, Value weight, Value? bias, Conv2dOptions options, string? name = null) =>
-        bias is null ? Apply(name, new Conv2dOp(options), x, weight) : Apply(name, new Conv2dOp(options), x, weight, bias);
+        options is null ? throw new ArgumentNullException(nameof(options)) : bias is null ? Apply(name, new Conv2dOp(options), x, weight) : Apply(name, new Conv2dOp(options), x, weight, bias);
 
     public Value MaxPool2d(Value x, int kernel, int? stride = null, int padding = 0, int dilation = 1, string? name = null) =>
         Apply(name, new Pool2dOp(PoolKind.Max, kernel, stride, padding, dilation), x);

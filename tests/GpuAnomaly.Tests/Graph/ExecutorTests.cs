@@ -91,6 +91,22 @@ public class ExecutorTests
     }
 
     [Fact]
+    public void ConstantTensorOnAnotherDevice_IsCopied()
+    {
+        var rng = KernelLab.NewRng(out _);
+        using var other = new CpuDevice();
+        var data = KernelLab.RandomFloats(rng, 12);
+        using var weight = other.FromHost(data, new Shape(3, 4));
+        var b = new GraphBuilder();
+        var op = new MixOp(rng, 1, new Shape(5));
+        b.Output("y", b.Apply(op, b.Constant("w", weight)));
+        using var device = new CpuDevice();
+        using var exec = new Executor(b.Build(), device);
+        Assert.Equal(op.Compute([data], 5), exec.RunToHost()["y"]);
+        Assert.Same(device, exec.Output("y").Device);
+    }
+
+    [Fact]
     public void Dispose_FreesOwnedMemory_KeepsCallerConstants()
     {
         var rng = KernelLab.NewRng(out _);
