@@ -1,0 +1,155 @@
+namespace GpuAnomaly.Engine;
+
+/// <summary>A graph input given with a wrong name or size; names the input and the expected shape.</summary>
+public sealed class GraphInputException(string input, string message) : GpuAnomalyException(message)
+{
+    public string Input { get; } = input;
+}
+
+/// <summary>
+/// Runs a planned graph on one device. The constructor uploads the constants and allocates
+/// the activation arena and the input and output buffers; runs then allocate no device memory.
+/// Not thread-safe: one run at a time.
+/// </summary>
+public sealed class Executor : IDisposable
+{
+    private readonly List<Tensor> _owned = [];
+    private readonly Tensor[] _tensors;
+    private readonly Tensor[][] _nodeInputs;
+    private readonly Dictionary<string, Tensor> _inputs = [];
+    private readonly Dictionary<string, Tensor> _outputs = [];
+    private readonly HashSet<string> _inputsSet = [];
+    private bool _disposed;
+
+    public Executor(Graph graph, Device device) : this(graph.Plan, device) { }
+
+    public Executor(ExecutionPlan plan, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(device);
+        Plan = plan;
+        Device = device;
+        var graph = plan.Graph;
+        _tensors = new Tensor[graph.Values.Count];
+        try
+        {
+            Tensor? arena = null;
+            if (plan.PeakActivationBytes > 0)
+                // Rows of Alignment bytes: the arena is a multiple of Alignment and may exceed 2^31 floats.
+                arena = Own(device.Allocate(new Shape(checked((int)(plan.PeakActivationBytes / ExecutionPlan.Alignment)), ExecutionPlan.Alignment / 4),
+                    DType.F32, "the activation arena"));
+            foreach (var v in graph.Values)
+            {
+                var p = plan.Placements[v.Id];
+                _tensors[v.Id] = p.Storage switch
+                {
+                    Storage.Arena => arena!.Slice(p.Offset, v.Shape, DType.F32),
+                    Storage.Constant => UploadConstant(v),
+                    _ => Own(device.Allocate(v.Shape, DType.F32, $"{p.Storage.ToString().ToLowerInvariant()} '{v.Name}'")),
+                };
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+        _nodeInputs = graph.Nodes.Select(n => n.Inputs.Select(v => _tensors[v.Id]).ToArray()).ToArray();
+        foreach (var v in graph.Inputs) _inputs[v.Name] = _tensors[v.Id];
+        foreach (var (name, v) in graph.Outputs) _outputs[name] = _tensors[v.Id];
+    }
+
+    public ExecutionPlan Plan { get; }
+    public Graph Graph => Plan.Graph;
+    public Device Device { get; }
+
+    /// <summary>The output tensors by name, valid (and overwritten by each run) until the executor is disposed.</summary>
+    public IReadOnlyDictionary<string, Tensor> Outputs => _outputs;
+
+    /// <summary>The device tensor of one output.</summary>
+    public Tensor Output(string name) =>
+        _outputs.TryGetValue(name, out var t) ? t
+            : throw new ArgumentException($"unknown output '{name}' (the graph's outputs: {string.Join(", ", _outputs.Keys)})");
+
+    /// <summary>Copies one input's data to the device; the value is kept for later runs.</summary>
+    public void SetInput(string name, ReadOnlySpan<float> data)
+    {
+        CheckAlive();
+        if (!_inputs.TryGetValue(name, out var t))
+            throw new GraphInputException(name, $"unknown input '{name}' (the graph's inputs: {InputList()})");
+        if (data.Length != t.Elements)
+            throw new GraphInputException(name, $"input '{name}' expects {t.Elements} values (shape {t.Shape}), got {data.Length}");
+        t.CopyFrom(data);
+        _inputsSet.Add(name);
+    }
+
+    /// <summary>Runs every node on the inputs set so far and waits for the device.</summary>
+    public void Run()
+    {
+        CheckAlive();
+        if (_inputsSet.Count != _inputs.Count)
+        {
+            var missing = Graph.Inputs.First(v => !_inputsSet.Contains(v.Name));
+            throw new GraphInputException(missing.Name, $"input '{missing.Name}' (shape {missing.Shape}) was not given");
+        }
+        var nodes = Graph.Nodes;
+        for (int i = 0; i < nodes.Count; i++)
+            nodes[i].Op.Run(Device, _nodeInputs[i], _tensors[nodes[i].Output.Id]);
+        Device.Synchronize();
+    }
+
+    /// <summary>Sets every input (all must be given), then runs; the results stay on the device (<see cref="Outputs"/>).</summary>
+    public void Run(IReadOnlyDictionary<string, float[]> inputs)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        foreach (var name in inputs.Keys)
+            if (!_inputs.ContainsKey(name))
+                throw new GraphInputException(name, $"unknown input '{name}' (the graph's inputs: {InputList()})");
+        foreach (var v in Graph.Inputs)
+            if (!inputs.ContainsKey(v.Name))
+                throw new GraphInputException(v.Name, $"input '{v.Name}' (shape {v.Shape}) was not given");
+        foreach (var (name, data) in inputs) SetInput(name, data);
+        Run();
+    }
+
+    public void Run(params (string Name, float[] Data)[] inputs) =>
+        Run(inputs.ToDictionary(i => i.Name, i => i.Data));
+
+    /// <summary>Runs and downloads every output into new host arrays.</summary>
+    public Dictionary<string, float[]> RunToHost(IReadOnlyDictionary<string, float[]> inputs)
+    {
+        Run(inputs);
+        return _outputs.ToDictionary(o => o.Key, o => o.Value.ToArray());
+    }
+
+    public Dictionary<string, float[]> RunToHost(params (string Name, float[] Data)[] inputs) =>
+        RunToHost(inputs.ToDictionary(i => i.Name, i => i.Data));
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var t in _owned) t.Dispose();
+        _owned.Clear();
+    }
+
+    private Tensor UploadConstant(Value v)
+    {
+        if (v.DeviceData is { } t)
+        {
+            if (ReferenceEquals(t.Device, Device)) return t;
+            return Own(Device.FromHost(t.ToArray(), v.Shape, $"constant '{v.Name}'"));
+        }
+        return Own(Device.FromHost(v.HostData, v.Shape, $"constant '{v.Name}'"));
+    }
+
+    private Tensor Own(Tensor t)
+    {
+        _owned.Add(t);
+        return t;
+    }
+
+    private string InputList() => string.Join(", ", Graph.Inputs.Select(v => $"{v.Name} {v.Shape}"));
+
+    private void CheckAlive() => ObjectDisposedException.ThrowIf(_disposed, this);
+}

@@ -1,0 +1,58 @@
+using System.Text;
+
+namespace GpuAnomaly.Engine;
+
+/// <summary>
+/// An immutable graph: inputs, constants, nodes in topological order and named outputs, every
+/// shape known. Plan it (<see cref="Plan"/>) and run it with an <see cref="Executor"/>.
+/// </summary>
+public sealed class Graph
+{
+    private readonly Lazy<ExecutionPlan> _plan;
+
+    internal Graph(IReadOnlyList<Value> values, IReadOnlyList<Node> nodes, IReadOnlyList<Value> inputs,
+        IReadOnlyList<Value> constants, IReadOnlyList<KeyValuePair<string, Value>> outputs)
+    {
+        Values = values.ToArray();
+        Nodes = nodes.ToArray();
+        Inputs = inputs.ToArray();
+        Constants = constants.ToArray();
+        Outputs = outputs.ToArray();
+        _plan = new(() => new ExecutionPlan(this));
+    }
+
+    /// <summary>Every value, indexed by <see cref="Value.Id"/>.</summary>
+    public IReadOnlyList<Value> Values { get; }
+    /// <summary>In execution order; <see cref="Node.Index"/> is the position.</summary>
+    public IReadOnlyList<Node> Nodes { get; }
+    public IReadOnlyList<Value> Inputs { get; }
+    public IReadOnlyList<Value> Constants { get; }
+    public IReadOnlyList<KeyValuePair<string, Value>> Outputs { get; }
+
+    /// <summary>The buffer plan, computed once on first use.</summary>
+    public ExecutionPlan Plan => _plan.Value;
+
+    public long ConstantBytes => Constants.Sum(v => v.Bytes);
+
+    /// <summary>A listing: inputs, constants, then one line per node (op, input shapes -> output shape, buffer) and the outputs.</summary>
+    public string Describe()
+    {
+        var plan = Plan;
+        var sb = new StringBuilder();
+        sb.AppendLine($"graph: {Inputs.Count} inputs, {Constants.Count} constants ({DeviceOutOfMemoryException.FormatBytes(ConstantBytes)}), " +
+                      $"{Nodes.Count} nodes, {Outputs.Count} outputs");
+        foreach (var v in Inputs) sb.AppendLine($"  input    {v.Name} {v.Shape}");
+        foreach (var v in Constants) sb.AppendLine($"  constant {v.Name} {v.Shape}");
+        foreach (var n in Nodes)
+        {
+            string ins = string.Join(", ", n.Inputs.Select(v => $"{v.Name} {v.Shape}"));
+            sb.AppendLine($"  {n.Name} = {n.Op}({ins}) -> {n.Output.Shape}  [{plan.Placements[n.Output.Id]}]");
+        }
+        foreach (var (name, v) in Outputs) sb.AppendLine($"  output   {name} = {v.Name} {v.Shape}");
+        sb.Append($"arena {DeviceOutOfMemoryException.FormatBytes(plan.PeakActivationBytes)} " +
+                  $"(without reuse {DeviceOutOfMemoryException.FormatBytes(plan.NaiveActivationBytes)})");
+        return sb.ToString();
+    }
+
+    public override string ToString() => Describe();
+}
