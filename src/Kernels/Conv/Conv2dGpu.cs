@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -6,17 +7,112 @@ namespace GpuAnomaly.Kernels.Conv;
 /// <summary>Conv2d kernels for an ILGPU accelerator (CUDA or ILGPU's CPU emulator).</summary>
 public sealed class Conv2dGpu
 {
-    public Conv2dGpu(Accelerator accelerator) => throw new NotImplementedException();
+    private readonly Accelerator _accelerator;
+    private readonly Action<Index1D, Conv2dParams, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _direct;
+    private readonly Action<KernelConfig, Conv2dParams, ImplicitGemmShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _gemm;
 
-    /// <summary>The fastest applicable kernel for <paramref name="p"/>.</summary>
+    public Conv2dGpu(Accelerator accelerator)
+    {
+        if (accelerator.MaxNumThreadsPerGroup < Conv2dImplicitGemmKernel.Threads)
+            throw new ArgumentException($"conv2d: the implicit-GEMM kernel needs {Conv2dImplicitGemmKernel.Threads} threads per group; {accelerator.Name} allows {accelerator.MaxNumThreadsPerGroup}");
+        _accelerator = accelerator;
+        _direct = accelerator.LoadAutoGroupedStreamKernel<Index1D, Conv2dParams, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            Conv2dDirectKernel.Kernel);
+        _gemm = accelerator.LoadStreamKernel<Conv2dParams, ImplicitGemmShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            Conv2dImplicitGemmKernel.Kernel);
+    }
+
+    /// <summary>
+    /// The fastest applicable kernel for <paramref name="p"/>: the implicit GEMM, unless its
+    /// per-group GEMM is degenerate. With few output channels per group (depthwise: M = 1) most
+    /// of a 64-row tile would be wasted, and with a tiny M*K (e.g. a 3x3 conv on a 1-channel
+    /// image) there is too little reuse for shared-memory staging to pay; the direct kernel
+    /// then reads each input once per output channel through L1 and wins.
+    /// </summary>
     public void Forward(in Conv2dParams p, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> y)
-        => throw new NotImplementedException();
+    {
+        if (PrefersDirect(p)) Direct(p, x, w, bias, y);
+        else ImplicitGemm(p, x, w, bias, y);
+    }
+
+    /// <summary>True when <see cref="Forward"/> runs <see cref="Direct"/> for <paramref name="p"/>.</summary>
+    public static bool PrefersDirect(in Conv2dParams p)
+    {
+        long m = p.COutPerGroup, k = (long)p.CInPerGroup * p.KH * p.KW;
+        return m <= 8 || m * k < 1024 || !ImplicitGemmFits(p);
+    }
 
     /// <summary>One thread per output element; documents the semantics.</summary>
     public void Direct(in Conv2dParams p, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> y)
-        => throw new NotImplementedException();
+    {
+        Check("direct", p, x, w, bias, y);
+        _direct((int)p.OutputElements, p, x, w, bias, y);
+    }
 
-    /// <summary>Tiled shared-memory implicit GEMM.</summary>
+    /// <summary>Tiled shared-memory implicit GEMM (64x64 tiles, K-step 16, 4x4 per thread).</summary>
     public void ImplicitGemm(in Conv2dParams p, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> y)
-        => throw new NotImplementedException();
+    {
+        Check("implicit_gemm", p, x, w, bias, y);
+        if (!ImplicitGemmFits(p))
+            throw new ArgumentException($"conv2d implicit_gemm: groups x output-channel tiles exceed the grid's 65535 limit ({p})");
+        var d = ImplicitGemmShape.Create(p);
+        int nTiles = (d.N + Conv2dImplicitGemmKernel.BN - 1) / Conv2dImplicitGemmKernel.BN;
+        var config = new KernelConfig(new Index3D(nTiles, d.MTiles * p.Groups, 1), new Index3D(Conv2dImplicitGemmKernel.Threads, 1, 1));
+        _gemm(config, p, d, x, w, bias, y);
+    }
+
+    /// <summary>
+    /// Median seconds of one launch of <paramref name="kernel"/> ("forward", "direct" or
+    /// "implicit_gemm") on random data, timed with device synchronisation after warm-up;
+    /// for the GPU harness. GFLOP/s = p.Flops / seconds / 1e9.
+    /// </summary>
+    public double MedianSeconds(in Conv2dParams p, string kernel = "forward", int warmup = 3, int runs = 20)
+    {
+        p.Validate();
+        var accelerator = _accelerator;
+        var conv = this;
+        var rng = new Random(1);
+        float[] Random(long n) { var a = new float[n]; for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1); return a; }
+        using var x = accelerator.Allocate1D(Random(p.InputElements));
+        using var w = accelerator.Allocate1D(Random(p.WeightElements));
+        using var b = accelerator.Allocate1D(Random(p.COut));
+        using var y = accelerator.Allocate1D<float>(p.OutputElements);
+        Conv2dParams q = p;
+        Action launch = kernel switch
+        {
+            "forward" => () => conv.Forward(q, x.View, w.View, b.View, y.View),
+            "direct" => () => conv.Direct(q, x.View, w.View, b.View, y.View),
+            "implicit_gemm" => () => conv.ImplicitGemm(q, x.View, w.View, b.View, y.View),
+            _ => throw new ArgumentException($"conv2d benchmark: unknown kernel '{kernel}' (forward, direct, implicit_gemm)"),
+        };
+        for (int i = 0; i < warmup; i++) launch();
+        accelerator.Synchronize();
+        var times = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            launch();
+            accelerator.Synchronize();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        Array.Sort(times);
+        return times[runs / 2];
+    }
+
+    private static bool ImplicitGemmFits(in Conv2dParams p)
+    {
+        long mTiles = (p.COutPerGroup + Conv2dImplicitGemmKernel.BM - 1) / Conv2dImplicitGemmKernel.BM;
+        // Column indices run up to the next multiple of BN, which must not overflow an int.
+        return mTiles * p.Groups <= 65535 && (long)p.N * p.OutH * p.OutW <= int.MaxValue - Conv2dImplicitGemmKernel.BN;
+    }
+
+    private static void Check(string kernel, in Conv2dParams p, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> y)
+    {
+        p.Validate();
+        if (x.Length != p.InputElements || w.Length != p.WeightElements || y.Length != p.OutputElements
+            || (p.HasBias != 0 && bias.Length != p.COut))
+            throw new ArgumentException(
+                $"conv2d {kernel}: views have x={x.Length}, w={w.Length}, bias={bias.Length}, y={y.Length} elements; " +
+                $"{p} needs x={p.InputElements}, w={p.WeightElements}, bias={(p.HasBias != 0 ? p.COut : 0)}, y={p.OutputElements}");
+    }
 }

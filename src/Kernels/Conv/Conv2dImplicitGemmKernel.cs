@@ -1,0 +1,291 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+
+namespace GpuAnomaly.Kernels.Conv;
+
+/// <summary>
+/// The per-group GEMM sizes of an implicit-GEMM convolution, computed on the host once per
+/// launch so the kernel does no divisions it can avoid. Per group g: C[M, N] = A[M, K] * B[K, N]
+/// with M = COut/groups, N = batch*OutH*OutW, K = CIn/groups*KH*KW; A is the weight tensor as
+/// PyTorch stores it, B the im2col of the input (never materialized).
+/// </summary>
+public struct ImplicitGemmShape
+{
+    public int M, N, K;
+    public int MTiles;
+    public int KHKW, HW, OHOW;
+    /// <summary>Conv2dImplicitGemmKernel.BK written as ci * KHKW + ky * KW + kx: how one K-step moves a (ci, ky, kx) index.</summary>
+    public int StepCi, StepKy, StepKx;
+
+    public static ImplicitGemmShape Create(in Conv2dParams p)
+    {
+        int khkw = p.KH * p.KW;
+        int m = p.COutPerGroup;
+        int bk = Conv2dImplicitGemmKernel.BK;
+        return new ImplicitGemmShape
+        {
+            M = m,
+            N = p.N * p.OutH * p.OutW,
+            K = p.CInPerGroup * khkw,
+            MTiles = (m + Conv2dImplicitGemmKernel.BM - 1) / Conv2dImplicitGemmKernel.BM,
+            KHKW = khkw,
+            HW = p.H * p.W,
+            OHOW = p.OutH * p.OutW,
+            StepCi = bk / khkw,
+            StepKy = bk % khkw / p.KW,
+            StepKx = bk % p.KW,
+        };
+    }
+}
+
+/// <summary>
+/// Explicitly grouped, tiled implicit-GEMM Conv2d. A group of 256 threads computes a 64 (M,
+/// output channels) x 64 (N, output pixels) tile of one conv group, stepping through K by 16:
+/// each step stages A[64 x 16] (weights) and B[16 x 64] (im2col of the input, zero where the
+/// window hits padding) in shared memory, then each thread accumulates a 4x4 micro-tile in
+/// registers. Grid: X = N tiles, Y = M tiles x conv groups.
+///
+/// Why this layout:
+/// - Thread t has tx = t % 16 (columns) and ty = t / 16 (rows); its micro-tile is rows
+///   ty + 16i and columns tx + 16j (strided, not contiguous), so within a warp the B reads
+///   of one k are 16 consecutive floats (no bank conflict) and the A reads are broadcasts.
+/// - Loads are arranged so a thread loads exactly its own rows of A (k = tx) and columns of
+///   B (k = ty): the pixel decomposition (batch, oy, ox) is done once per thread, not per step.
+///   Consecutive threads read consecutive k of a weight row and consecutive output pixels of
+///   the input (both coalesced for stride 1).
+/// - A is stored transposed ([k][m], row pitch 66): the store is conflict-free (2k + m spans
+///   all 32 banks) and the reads stay broadcasts.
+/// - The next K-step's global loads are issued into registers before the current step's
+///   math, so their latency hides behind 256 FMAs.
+/// - The inner loop over the 16 k of a step is unrolled by hand (ILGPU 1.5.3 does not unroll).
+/// Out-of-range rows/columns are clamped to a valid element for loading and dropped in the
+/// epilogue; out-of-range k load zeros, so no edge needs a special path.
+/// </summary>
+internal static class Conv2dImplicitGemmKernel
+{
+    public const int BM = 64, BN = 64, BK = 16, Threads = 256;
+    private const int LDA = BM + 2;
+
+    private struct Column
+    {
+        public int XBase, IY0, IX0, YBase, Valid;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Column MakeColumn(Conv2dParams p, ImplicitGemmShape d, int g, int n)
+    {
+        var c = new Column { Valid = n < d.N ? 1 : 0 };
+        if (n >= d.N) n = d.N - 1;
+        int b = n / d.OHOW;
+        int pix = n - b * d.OHOW;
+        int oy = pix / p.OutW;
+        int ox = pix - oy * p.OutW;
+        c.XBase = (b * p.CIn + g * p.CInPerGroup) * d.HW;
+        c.IY0 = oy * p.StrideH - p.PadTop;
+        c.IX0 = ox * p.StrideW - p.PadLeft;
+        c.YBase = b * p.COut * d.OHOW + pix;
+        return c;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float LoadB(Conv2dParams p, ArrayView<float> x, Column c, int kOk, int chan, int dy, int dx)
+    {
+        int iy = c.IY0 + dy;
+        int ix = c.IX0 + dx;
+        if (kOk != 0 && (uint)iy < (uint)p.H && (uint)ix < (uint)p.W)
+            return x[c.XBase + chan + iy * p.W + ix];
+        return 0f;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(Conv2dParams p, ImplicitGemmShape d, ArrayView<float> bias, ArrayView<float> y,
+        int g, int m, Column q0, Column q1, Column q2, Column q3, float v0, float v1, float v2, float v3)
+    {
+        if (m >= d.M) return;
+        int co = g * d.M + m;
+        float b = p.HasBias != 0 ? bias[co] : 0f;
+        int yc = co * d.OHOW;
+        if (q0.Valid != 0) y[q0.YBase + yc] = Conv2dDirectKernel.Activate(v0 + b, p.Act, p.Slope);
+        if (q1.Valid != 0) y[q1.YBase + yc] = Conv2dDirectKernel.Activate(v1 + b, p.Act, p.Slope);
+        if (q2.Valid != 0) y[q2.YBase + yc] = Conv2dDirectKernel.Activate(v2 + b, p.Act, p.Slope);
+        if (q3.Valid != 0) y[q3.YBase + yc] = Conv2dDirectKernel.Activate(v3 + b, p.Act, p.Slope);
+    }
+
+    public static void Kernel(Conv2dParams p, ImplicitGemmShape d, ArrayView<float> x, ArrayView<float> w,
+        ArrayView<float> bias, ArrayView<float> y)
+    {
+        var sA = SharedMemory.Allocate<float>(BK * LDA);
+        var sB = SharedMemory.Allocate<float>(BK * BN);
+        int t = Group.IdxX;
+        int tx = t & 15, ty = t >> 4;
+        int g = Grid.IdxY / d.MTiles;
+        int m0 = (Grid.IdxY - g * d.MTiles) * BM;
+        int n0 = Grid.IdxX * BN;
+
+        // This thread's 4 output columns, which are also the B columns it loads.
+        Column q0 = MakeColumn(p, d, g, n0 + tx);
+        Column q1 = MakeColumn(p, d, g, n0 + tx + 16);
+        Column q2 = MakeColumn(p, d, g, n0 + tx + 32);
+        Column q3 = MakeColumn(p, d, g, n0 + tx + 48);
+
+        // This thread's 4 weight rows (clamped into range; the epilogue drops the extra ones).
+        int wr0 = (g * d.M + IntrinsicMath.Min(m0 + ty, d.M - 1)) * d.K;
+        int wr1 = (g * d.M + IntrinsicMath.Min(m0 + ty + 16, d.M - 1)) * d.K;
+        int wr2 = (g * d.M + IntrinsicMath.Min(m0 + ty + 32, d.M - 1)) * d.K;
+        int wr3 = (g * d.M + IntrinsicMath.Min(m0 + ty + 48, d.M - 1)) * d.K;
+
+        // The B row this thread loads is k = k0 + ty, tracked as (ci, ky, kx).
+        int ci = ty / d.KHKW;
+        int rem = ty - ci * d.KHKW;
+        int ky = rem / p.KW;
+        int kx = rem - ky * p.KW;
+        int cig = p.CInPerGroup;
+
+        float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f, c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
+        float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f, c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
+        float a0, a1, a2, a3, b0, b1, b2, b3;
+
+        // Prefetch registers: the A and B elements of the next K-step.
+        int ka = tx;
+        float ra0 = 0f, ra1 = 0f, ra2 = 0f, ra3 = 0f;
+        if (ka < d.K) { ra0 = w[wr0 + ka]; ra1 = w[wr1 + ka]; ra2 = w[wr2 + ka]; ra3 = w[wr3 + ka]; }
+        int kOk = ci < cig ? 1 : 0;
+        int chan = ci * d.HW, dy = ky * p.DilH, dx = kx * p.DilW;
+        float rb0 = LoadB(p, x, q0, kOk, chan, dy, dx);
+        float rb1 = LoadB(p, x, q1, kOk, chan, dy, dx);
+        float rb2 = LoadB(p, x, q2, kOk, chan, dy, dx);
+        float rb3 = LoadB(p, x, q3, kOk, chan, dy, dx);
+
+        int aStore = tx * LDA + ty, bStore = ty * BN + tx;
+        int aOff = ty, bOff = tx;
+        int steps = (d.K + BK - 1) / BK;
+        for (int s = 0; s < steps; s++)
+        {
+            sA[aStore] = ra0; sA[aStore + 16] = ra1; sA[aStore + 32] = ra2; sA[aStore + 48] = ra3;
+            sB[bStore] = rb0; sB[bStore + 16] = rb1; sB[bStore + 32] = rb2; sB[bStore + 48] = rb3;
+            Group.Barrier();
+
+            if (s + 1 < steps)
+            {
+                ka += BK;
+                ra0 = 0f; ra1 = 0f; ra2 = 0f; ra3 = 0f;
+                if (ka < d.K) { ra0 = w[wr0 + ka]; ra1 = w[wr1 + ka]; ra2 = w[wr2 + ka]; ra3 = w[wr3 + ka]; }
+                kx += d.StepKx;
+                if (kx >= p.KW) { kx -= p.KW; ky++; }
+                ky += d.StepKy;
+                if (ky >= p.KH) { ky -= p.KH; ci++; }
+                ci += d.StepCi;
+                kOk = ci < cig ? 1 : 0;
+                chan = ci * d.HW; dy = ky * p.DilH; dx = kx * p.DilW;
+                rb0 = LoadB(p, x, q0, kOk, chan, dy, dx);
+                rb1 = LoadB(p, x, q1, kOk, chan, dy, dx);
+                rb2 = LoadB(p, x, q2, kOk, chan, dy, dx);
+                rb3 = LoadB(p, x, q3, kOk, chan, dy, dx);
+            }
+
+            // The 16 k of this step, unrolled (generated: A row pitch LDA = 66, B row pitch BN = 64).
+            a0 = sA[aOff + 0]; a1 = sA[aOff + 16]; a2 = sA[aOff + 32]; a3 = sA[aOff + 48];
+            b0 = sB[bOff + 0]; b1 = sB[bOff + 16]; b2 = sB[bOff + 32]; b3 = sB[bOff + 48];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 66]; a1 = sA[aOff + 82]; a2 = sA[aOff + 98]; a3 = sA[aOff + 114];
+            b0 = sB[bOff + 64]; b1 = sB[bOff + 80]; b2 = sB[bOff + 96]; b3 = sB[bOff + 112];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 132]; a1 = sA[aOff + 148]; a2 = sA[aOff + 164]; a3 = sA[aOff + 180];
+            b0 = sB[bOff + 128]; b1 = sB[bOff + 144]; b2 = sB[bOff + 160]; b3 = sB[bOff + 176];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 198]; a1 = sA[aOff + 214]; a2 = sA[aOff + 230]; a3 = sA[aOff + 246];
+            b0 = sB[bOff + 192]; b1 = sB[bOff + 208]; b2 = sB[bOff + 224]; b3 = sB[bOff + 240];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 264]; a1 = sA[aOff + 280]; a2 = sA[aOff + 296]; a3 = sA[aOff + 312];
+            b0 = sB[bOff + 256]; b1 = sB[bOff + 272]; b2 = sB[bOff + 288]; b3 = sB[bOff + 304];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 330]; a1 = sA[aOff + 346]; a2 = sA[aOff + 362]; a3 = sA[aOff + 378];
+            b0 = sB[bOff + 320]; b1 = sB[bOff + 336]; b2 = sB[bOff + 352]; b3 = sB[bOff + 368];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 396]; a1 = sA[aOff + 412]; a2 = sA[aOff + 428]; a3 = sA[aOff + 444];
+            b0 = sB[bOff + 384]; b1 = sB[bOff + 400]; b2 = sB[bOff + 416]; b3 = sB[bOff + 432];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 462]; a1 = sA[aOff + 478]; a2 = sA[aOff + 494]; a3 = sA[aOff + 510];
+            b0 = sB[bOff + 448]; b1 = sB[bOff + 464]; b2 = sB[bOff + 480]; b3 = sB[bOff + 496];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 528]; a1 = sA[aOff + 544]; a2 = sA[aOff + 560]; a3 = sA[aOff + 576];
+            b0 = sB[bOff + 512]; b1 = sB[bOff + 528]; b2 = sB[bOff + 544]; b3 = sB[bOff + 560];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 594]; a1 = sA[aOff + 610]; a2 = sA[aOff + 626]; a3 = sA[aOff + 642];
+            b0 = sB[bOff + 576]; b1 = sB[bOff + 592]; b2 = sB[bOff + 608]; b3 = sB[bOff + 624];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 660]; a1 = sA[aOff + 676]; a2 = sA[aOff + 692]; a3 = sA[aOff + 708];
+            b0 = sB[bOff + 640]; b1 = sB[bOff + 656]; b2 = sB[bOff + 672]; b3 = sB[bOff + 688];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 726]; a1 = sA[aOff + 742]; a2 = sA[aOff + 758]; a3 = sA[aOff + 774];
+            b0 = sB[bOff + 704]; b1 = sB[bOff + 720]; b2 = sB[bOff + 736]; b3 = sB[bOff + 752];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 792]; a1 = sA[aOff + 808]; a2 = sA[aOff + 824]; a3 = sA[aOff + 840];
+            b0 = sB[bOff + 768]; b1 = sB[bOff + 784]; b2 = sB[bOff + 800]; b3 = sB[bOff + 816];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 858]; a1 = sA[aOff + 874]; a2 = sA[aOff + 890]; a3 = sA[aOff + 906];
+            b0 = sB[bOff + 832]; b1 = sB[bOff + 848]; b2 = sB[bOff + 864]; b3 = sB[bOff + 880];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 924]; a1 = sA[aOff + 940]; a2 = sA[aOff + 956]; a3 = sA[aOff + 972];
+            b0 = sB[bOff + 896]; b1 = sB[bOff + 912]; b2 = sB[bOff + 928]; b3 = sB[bOff + 944];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            a0 = sA[aOff + 990]; a1 = sA[aOff + 1006]; a2 = sA[aOff + 1022]; a3 = sA[aOff + 1038];
+            b0 = sB[bOff + 960]; b1 = sB[bOff + 976]; b2 = sB[bOff + 992]; b3 = sB[bOff + 1008];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            Group.Barrier();
+        }
+
+        StoreRow(p, d, bias, y, g, m0 + ty, q0, q1, q2, q3, c00, c01, c02, c03);
+        StoreRow(p, d, bias, y, g, m0 + ty + 16, q0, q1, q2, q3, c10, c11, c12, c13);
+        StoreRow(p, d, bias, y, g, m0 + ty + 32, q0, q1, q2, q3, c20, c21, c22, c23);
+        StoreRow(p, d, bias, y, g, m0 + ty + 48, q0, q1, q2, q3, c30, c31, c32, c33);
+    }
+}
