@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using GpuAnomaly.Kernels.Cpu;
 
 namespace GpuAnomaly.Kernels.Conv;
@@ -65,42 +66,75 @@ public static unsafe class Conv2dCpu
     {
         int n = plane / p.COut, co = plane - n * p.COut;
         int c = co / p.COutPerGroup;
-        int oh = p.OutH, ow = p.OutW, sw = p.StrideW;
-        float* src = x + ((long)n * p.CIn + c) * p.H * p.W;
+        int oh = p.OutH, ow = p.OutW, sw = p.StrideW, kw = p.KW, dw = p.DilW, pl = p.PadLeft, width = p.W;
+        float* src = x + ((long)n * p.CIn + c) * p.H * width;
         float* dst = y + (long)plane * oh * ow;
-        float* wk = w + (long)co * p.KH * p.KW;
-        var outPlane = new Span<float>(dst, oh * ow);
-        outPlane.Fill(bias != null ? bias[co] : 0f);
+        float* wk = w + (long)co * p.KH * kw;
+        float b0 = bias != null ? bias[co] : 0f;
+        // Interior columns [oxA, oxB) read every tap inside the row: no bounds checks, vectorized when stride is 1.
+        int oxA = Math.Min(ow, (pl + sw - 1) / sw);
+        int last = width - 1 + pl - (kw - 1) * dw;
+        int oxB = last >= 0 ? Math.Clamp(last / sw + 1, oxA, ow) : oxA;
+        int vec = Vector256<float>.Count;
         for (int oy = 0; oy < oh; oy++)
         {
-            var yrow = new Span<float>(dst + (long)oy * ow, ow);
-            for (int ky = 0; ky < p.KH; ky++)
-            {
-                int iy = oy * p.StrideH - p.PadTop + ky * p.DilH;
-                if ((uint)iy >= (uint)p.H) continue;
-                float* srow = src + (long)iy * p.W;
-                for (int kx = 0; kx < p.KW; kx++)
+            float* yrow = dst + (long)oy * ow;
+            int iy0 = oy * p.StrideH - p.PadTop;
+            for (int ox = 0; ox < oxA; ox++) yrow[ox] = DepthwiseEdge(p, src, wk, b0, iy0, ox);
+            for (int ox = oxB; ox < ow; ox++) yrow[ox] = DepthwiseEdge(p, src, wk, b0, iy0, ox);
+            int o = oxA;
+            if (sw == 1)
+                for (; o + vec <= oxB; o += vec)
                 {
-                    float wv = wk[ky * p.KW + kx];
-                    int ixb = kx * p.DilW - p.PadLeft;
-                    int lo = ixb >= 0 ? 0 : (-ixb + sw - 1) / sw;
-                    int hi = ixb >= p.W ? 0 : Math.Min(ow, (p.W - 1 - ixb) / sw + 1);
-                    if (hi <= lo) continue;
-                    if (sw == 1)
+                    var acc = Vector256.Create(b0);
+                    for (int ky = 0; ky < p.KH; ky++)
                     {
-                        var seg = yrow.Slice(lo, hi - lo);
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(srow + ixb + lo, hi - lo), wv, seg, seg);
+                        int iy = iy0 + ky * p.DilH;
+                        if ((uint)iy >= (uint)p.H) continue;
+                        float* s = src + (long)iy * width + o - pl;
+                        float* wr = wk + ky * kw;
+                        for (int kx = 0; kx < kw; kx++)
+                            acc = Vector256.FusedMultiplyAdd(Vector256.Create(wr[kx]), Vector256.Load(s + kx * dw), acc);
                     }
-                    else
-                    {
-                        for (int ox = lo; ox < hi; ox++) yrow[ox] += wv * srow[ixb + ox * sw];
-                    }
+                    acc.Store(yrow + o);
                 }
+            for (; o < oxB; o++)
+            {
+                float acc = b0;
+                for (int ky = 0; ky < p.KH; ky++)
+                {
+                    int iy = iy0 + ky * p.DilH;
+                    if ((uint)iy >= (uint)p.H) continue;
+                    float* s = src + (long)iy * width + o * sw - pl;
+                    float* wr = wk + ky * kw;
+                    for (int kx = 0; kx < kw; kx++) acc += wr[kx] * s[kx * dw];
+                }
+                yrow[o] = acc;
             }
         }
+        var outPlane = new Span<float>(dst, oh * ow);
         if (p.Act == Activation.Relu) TensorPrimitives.Max(outPlane, 0f, outPlane);
         else if (p.Act == Activation.LeakyRelu)
             for (int i = 0; i < outPlane.Length; i++)
                 if (!(outPlane[i] >= 0)) outPlane[i] *= p.Slope;
+    }
+
+    /// <summary>One output of a depthwise plane with every tap bounds-checked (the padded border).</summary>
+    private static float DepthwiseEdge(in Conv2dParams p, float* src, float* wk, float b0, int iy0, int ox)
+    {
+        float acc = b0;
+        int ix0 = ox * p.StrideW - p.PadLeft;
+        for (int ky = 0; ky < p.KH; ky++)
+        {
+            int iy = iy0 + ky * p.DilH;
+            if ((uint)iy >= (uint)p.H) continue;
+            float* s = src + (long)iy * p.W;
+            for (int kx = 0; kx < p.KW; kx++)
+            {
+                int ix = ix0 + kx * p.DilW;
+                if ((uint)ix < (uint)p.W) acc += wk[ky * p.KW + kx] * s[ix];
+            }
+        }
+        return acc;
     }
 }
