@@ -1,3 +1,5 @@
 using BenchmarkDotNet.Running;
+using GpuAnomaly.Bench;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+if (args.Length > 0 && args[0] == "conv-cpu") Conv2dCpuQuick.Run(args[1..]);
+else BenchmarkSwitcher.FromAssembly(typeof(Conv2dBench).Assembly).Run(args);

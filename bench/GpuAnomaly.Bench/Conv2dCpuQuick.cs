@@ -1,0 +1,36 @@
+using System.Diagnostics;
+using GpuAnomaly.Kernels.Conv;
+
+namespace GpuAnomaly.Bench;
+
+/// <summary>
+/// `conv-cpu [reps]`: a quick timing of Conv2dCpu over <see cref="Conv2dBench.Shapes"/> (warm-up, then the
+/// median of many runs), printed in the same format as tools/bench/conv_cpu_vs_torch.py for a side-by-side look.
+/// </summary>
+internal static class Conv2dCpuQuick
+{
+    public static void Run(string[] args)
+    {
+        int reps = args.Length > 0 ? int.Parse(args[0]) : 30;
+        Console.WriteLine($"conv2d cpu (GpuAnomaly), {Environment.ProcessorCount} threads, median of {reps}");
+        foreach (var (name, p) in Conv2dBench.Shapes)
+        {
+            var rng = new Random(1);
+            var x = Conv2dBench.Random(rng, p.InputElements);
+            var w = Conv2dBench.Random(rng, p.WeightElements);
+            var b = Conv2dBench.Random(rng, p.COut);
+            var y = new float[p.OutputElements];
+            for (int i = 0; i < 5; i++) Conv2dCpu.Forward(p, x, w, b, y);
+            var times = new double[reps];
+            for (int i = 0; i < reps; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                Conv2dCpu.Forward(p, x, w, b, y);
+                times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            }
+            Array.Sort(times);
+            double ms = times[reps / 2];
+            Console.WriteLine($"{name,-24} {ms,9:F3} ms {p.Flops / ms / 1e6,8:F1} GFLOP/s");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+using GpuAnomaly.Engine;
+using GpuAnomaly.Kernels;
+using GpuAnomaly.Kernels.Conv;
+using GpuAnomaly.Kernels.Cpu;
+using Xunit;
+
+namespace GpuAnomaly.Tests.Conv;
+
+public class Conv2dCpuTests
+{
+    private const double Tolerance = 1e-5;
+
+    /// <summary>A random valid convolution: kernel 1..7, stride 1..3, dilation 1..3, asymmetric padding, groups 1/2/3/depthwise.</summary>
+    private static Conv2dParams RandomParams(Random rng)
+    {
+        int groupsKind = rng.Next(5);
+        int groups = groupsKind switch { 0 or 1 => 1, 2 => 2, 3 => 3, _ => 1 + rng.Next(8) };
+        bool depthwise = groupsKind == 4;
+        int cig = depthwise ? 1 : 1 + rng.Next(7);
+        int cog = depthwise ? 1 + rng.Next(2) : 1 + rng.Next(21);
+        int kh = 1 + rng.Next(7), kw = 1 + rng.Next(7);
+        int dh = 1 + rng.Next(3), dw = 1 + rng.Next(3);
+        if (kh * dh > 13) dh = 1;
+        if (kw * dw > 13) dw = 1;
+        var p = new Conv2dParams
+        {
+            N = 1 + rng.Next(3) * rng.Next(2) + rng.Next(2), CIn = cig * groups, COut = cog * groups,
+            KH = kh, KW = kw, StrideH = 1 + rng.Next(3), StrideW = 1 + rng.Next(3),
+            PadTop = rng.Next(4), PadLeft = rng.Next(4), PadBottom = rng.Next(4), PadRight = rng.Next(4),
+            DilH = dh, DilW = dw, Groups = groups, HasBias = rng.Next(2),
+            Act = (Activation)rng.Next(3), Slope = (float)(rng.NextDouble() * 0.3),
+        };
+        int needH = Math.Max(1, dh * (kh - 1) + 1 - p.PadTop - p.PadBottom);
+        int needW = Math.Max(1, dw * (kw - 1) + 1 - p.PadLeft - p.PadRight);
+        p.H = needH + rng.Next(20);
+        p.W = needW + rng.Next(40);
+        return p;
+    }
+
+    private static void Check(Conv2dParams p, Random rng, int seed, string context)
+    {
+        var x = KernelLab.RandomFloats(rng, p.InputElements);
+        var w = KernelLab.RandomFloats(rng, p.WeightElements);
+        var b = p.HasBias != 0 ? KernelLab.RandomFloats(rng, p.COut) : [];
+        var expected = new double[p.OutputElements];
+        Conv2dReference.Forward(p, x, w, b, expected);
+        var y = new float[p.OutputElements];
+        KernelLab.Poison(y);
+        Conv2dCpu.Forward(p, x, w, b, y);
+        KernelLab.AssertClose(y, expected, Tolerance, $"seed {seed}, {context}: {p}");
+    }
+
+    [Fact]
+    public void RandomShapesMatchReference()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        for (int i = 0; i < 70; i++) Check(RandomParams(rng), rng, seed, $"case {i}");
+    }
+
+    [Fact]
+    public void Avx2MicroKernelMatchesReference()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        Sgemm.ForceVector256 = true;
+        try
+        {
+            for (int i = 0; i < 20; i++) Check(RandomParams(rng), rng, seed, $"AVX2 case {i}");
+            Check(Conv2dParams.Create(2, 24, 13, 17, 30, 3, 3, padding: 1, act: Activation.Relu), rng, seed, "AVX2 larger");
+        }
+        finally { Sgemm.ForceVector256 = false; }
+    }
+
+    public static TheoryData<int, int, int, int, int, int, int, int, int> LargerShapes => new()
+    {
+        // n, cin, h, w, cout, k, stride, pad, groups
+        { 1, 64, 19, 23, 64, 3, 1, 1, 1 },
+        { 2, 3, 37, 41, 128, 6, 1, 0, 1 },
+        { 3, 45, 11, 13, 37, 1, 1, 0, 1 },
+        { 1, 256, 7, 9, 65, 1, 1, 0, 1 },
+        { 2, 20, 17, 15, 33, 5, 2, 2, 1 },
+        { 1, 300, 6, 5, 17, 3, 1, 1, 1 },
+        { 1, 48, 21, 19, 48, 3, 2, 1, 48 },
+        { 2, 32, 15, 14, 64, 3, 1, 1, 4 },
+        { 1, 16, 20, 45, 32, 3, 1, 1, 16 },
+        { 2, 8, 9, 33, 8, 5, 1, 2, 8 },
+    };
+
+    [Theory]
+    [MemberData(nameof(LargerShapes))]
+    public void LargerShapesMatchReference(int n, int cin, int h, int w, int cout, int k, int stride, int pad, int groups)
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        foreach (var act in new[] { Activation.None, Activation.LeakyRelu })
+            Check(Conv2dParams.Create(n, cin, h, w, cout, k, k, stride, pad, 1, groups, bias: act == Activation.None, act, 0.1f), rng, seed, "larger");
+    }
+
+    [Fact]
+    public void AsymmetricPaddingAndEveryActivation()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        foreach (var act in new[] { Activation.None, Activation.Relu, Activation.LeakyRelu })
+        foreach (int groups in new[] { 1, 3, 12 })
+        {
+            var p = Conv2dParams.Create(2, 12, 14, 11, 24, 4, 4, groups: groups, act: act, slope: 0.2f);
+            p.PadTop = 2; p.PadLeft = 1; p.PadBottom = 1; p.PadRight = 0;
+            Check(p, rng, seed, "asymmetric pad");
+        }
+    }
+
+    [Fact]
+    public void EngineCpuDeviceMatchesReference()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        using var device = new CpuDevice();
+        for (int i = 0; i < 4; i++)
+        {
+            var p = RandomParams(rng);
+            var x = KernelLab.RandomFloats(rng, p.InputElements);
+            var w = KernelLab.RandomFloats(rng, p.WeightElements);
+            var b = p.HasBias != 0 ? KernelLab.RandomFloats(rng, p.COut) : [];
+            var expected = new double[p.OutputElements];
+            Conv2dReference.Forward(p, x, w, b, expected);
+            using var tx = device.FromHost(x, new Shape(p.N, p.CIn, p.H, p.W));
+            using var tw = device.FromHost(w, new Shape(p.COut, p.CInPerGroup, p.KH, p.KW));
+            using var tb = p.HasBias != 0 ? device.FromHost(b, new Shape(p.COut)) : null;
+            var y = KernelLab.RunOnDevice(device, p.OutputElements, () => tx, ty => device.Conv2d(p, tx, tw, tb, ty));
+            KernelLab.AssertClose(y, expected, Tolerance, $"seed {seed}, engine case {i}: {p}");
+        }
+    }
+
+    [Fact]
+    public void WrongBufferSizesThrow()
+    {
+        var p = Conv2dParams.Create(2, 4, 9, 8, 6, 3, 3, padding: 1);
+        var x = new float[p.InputElements];
+        var w = new float[p.WeightElements];
+        var b = new float[p.COut];
+        var y = new float[p.OutputElements];
+        Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(p, x.AsSpan(1), w, b, y));
+        Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(p, x, w.AsSpan(1), b, y));
+        Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(p, x, w, b.AsSpan(1), y));
+        var e = Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(p, x, w, b, y.AsSpan(1)));
+        Assert.Contains("conv2d", e.Message);
+        var bad = p;
+        bad.Groups = 3;
+        Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(bad, x, w, b, y));
+    }
+
+    [Fact]
+    public void SgemmMatchesFloat64Reference()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        for (int i = 0; i < 24; i++)
+        {
+            Sgemm.ForceVector256 = i % 4 == 3;
+            try
+            {
+                int m = 1 + rng.Next(i < 20 ? 70 : 300), n = 1 + rng.Next(i < 20 ? 90 : 700), k = 1 + rng.Next(i < 20 ? 80 : 600);
+                int lda = k + rng.Next(3), ldb = n + rng.Next(3), ldc = n + rng.Next(3);
+                var a = KernelLab.RandomFloats(rng, (long)m * lda);
+                var b = KernelLab.RandomFloats(rng, (long)k * ldb);
+                var c = new float[(long)m * ldc];
+                KernelLab.Poison(c);
+                Sgemm.Multiply(m, n, k, a, lda, b, ldb, c, ldc);
+                var got = new float[m * n];
+                var expected = new double[m * n];
+                for (int r = 0; r < m; r++)
+                for (int j = 0; j < n; j++)
+                {
+                    double acc = 0;
+                    for (int p = 0; p < k; p++) acc += (double)a[r * lda + p] * b[p * ldb + j];
+                    expected[r * n + j] = acc;
+                    got[r * n + j] = c[r * ldc + j];
+                }
+                KernelLab.AssertClose(got, expected, Tolerance, $"seed {seed}, sgemm case {i}: m={m} n={n} k={k} lda={lda} ldb={ldb} ldc={ldc} avx2={Sgemm.ForceVector256}");
+            }
+            finally { Sgemm.ForceVector256 = false; }
+        }
+    }
+}
