@@ -74,16 +74,20 @@ public static unsafe class Pool2dCpu
                 float* yRow = y + (long)r * ow;
 
                 // Vertical: reduce the in-bounds input rows of this output row's window.
+                // The first two rows are combined straight into the buffer (no copy first).
                 int validRows = 0;
+                float* first = null;
                 for (int ky = 0; ky < p.KH; ky++)
                 {
                     int iy = oy * p.StrideH - p.PadH + ky * p.DilH;
                     if ((uint)iy >= (uint)h) continue;
-                    if (validRows++ == 0) new ReadOnlySpan<float>(xPlane + (long)iy * w, w).CopyTo(new Span<float>(mid, w));
-                    else CombineRow<TOp>(mid, xPlane + (long)iy * w, w);
+                    float* row = xPlane + (long)iy * w;
+                    if (++validRows == 1) first = row;
+                    else CombineRows<TOp>(mid, validRows == 2 ? first : mid, row, w);
                 }
+                if (validRows == 1) new ReadOnlySpan<float>(first, w).CopyTo(new Span<float>(mid, w));
                 // Only a dilated max window can miss every input row; PyTorch gives -inf there.
-                if (validRows == 0) new Span<float>(mid, w).Fill(TOp.Identity);
+                else if (validRows == 0) new Span<float>(mid, w).Fill(TOp.Identity);
 
                 // Horizontal: buffer index of (ox, kx) is ox * StrideW + kx * DilW.
                 float rowDivisor = avg ? (counts == null ? kernelArea : validRows) : 1f;
@@ -111,12 +115,13 @@ public static unsafe class Pool2dCpu
         }
     }
 
-    private static void CombineRow<TOp>(float* acc, float* row, int n) where TOp : struct, IReduce
+    /// <summary>dst = op(a, b) elementwise; dst may be a.</summary>
+    private static void CombineRows<TOp>(float* dst, float* a, float* b, int n) where TOp : struct, IReduce
     {
         int i = 0;
         for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
-            TOp.Apply(Vector.Load(acc + i), Vector.Load(row + i)).Store(acc + i);
-        for (; i < n; i++) acc[i] = TOp.Apply(acc[i], row[i]);
+            TOp.Apply(Vector.Load(a + i), Vector.Load(b + i)).Store(dst + i);
+        for (; i < n; i++) dst[i] = TOp.Apply(a[i], b[i]);
     }
 
     private interface IReduce

@@ -74,6 +74,29 @@ public class Pool2dTests : IClassFixture<IlgpuCpuFixture>
     [Theory, MemberData(nameof(Kinds))]
     public void IlgpuDevice_MatchesReference(PoolKind kind) => DeviceSweep(_ilgpu, kind, maxSide: 24, maxOutputs: EmulatorMaxOutputs);
 
+    /// <summary>
+    /// Validate's pad &lt;= half the dilated kernel still lets a dilated window straddle the input
+    /// and hit only padding; PyTorch then gives -inf, and so must every implementation.
+    /// </summary>
+    [Fact]
+    public void MaxPool_WindowOfPaddingOnly_GivesNegativeInfinity()
+    {
+        var p = Pool2dParams.Create(PoolKind.Max, 1, 2, 1, 1, kernel: 2, stride: 1, padding: 2, dilation: 3);
+        var rng = KernelLab.NewRng(out int seed);
+        var x = KernelLab.RandomFloats(rng, p.InputElements);
+        var expected = new double[p.OutputElements];
+        Pool2dReference.Forward(p, x, expected);
+        Assert.All(expected, v => Assert.Equal(double.NegativeInfinity, v));
+
+        var y = new float[p.OutputElements];
+        Pool2dCpu.Forward(p, x, y);
+        Assert.All(y, v => Assert.Equal(float.NegativeInfinity, v));
+
+        using var tx = _ilgpu.FromHost(x, new Shape(p.N, p.C, p.H, p.W));
+        var g = KernelLab.RunOnDevice(_ilgpu, p.OutputElements, () => tx, ty => _ilgpu.Pool2d(p, tx, ty));
+        Assert.All(g, v => Assert.Equal(float.NegativeInfinity, v));
+    }
+
     [Fact]
     public void BadSizes_Throw()
     {
