@@ -42,9 +42,13 @@ def main():
     images, labels = fashion_mnist.load("test")
     x = torch.from_numpy(images[:N_IMAGES].astype(np.float32) / 255.0).unsqueeze(1)
     golden = {"input": x.numpy()}
+    # A small crop too, for the ILGPU CPU emulator (it runs every GPU thread one by one).
+    small = x[:1, :, 9:15, 10:17].contiguous()
+    golden["small.input"] = small.numpy()
     with torch.no_grad():
         for p, net in nets.items():
             golden[f"p{p}.dense"] = net.dense(x).numpy()
+            golden[f"small.p{p}.dense"] = net.dense(small).numpy()
     safetensors_io.save(os.path.join(OUT_DIR, "patchnet_demo_golden.safetensors"), golden,
                         {"labels": json.dumps([int(l) for l in labels[:N_IMAGES]]), "source": "fashion-mnist t10k"})
     for k, v in golden.items():

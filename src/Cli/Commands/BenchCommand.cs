@@ -25,7 +25,7 @@ internal static class BenchCommand
             using var dev = Device.Open(r.GetValue(device)!);
             var console = InfoCommand.Console(output.Out);
             console.WriteLine($"device: {dev.Name} ({dev.Description})");
-            var peaks = DevicePeaks.Measure(dev);
+            var peaks = DevicePeaks.Measure(dev, quick: r.GetValue(small));
             console.WriteLine($"measured peak: {peaks.Fp32GFlops:F0} GFLOP/s fp32 FMA, {peaks.CopyGBps:F0} GB/s copy (read + write)");
             var results = KernelSuite.Run(dev, r.GetValue(small), r.GetValue(filter)!, name => output.Error.WriteLine($"timing {name}"));
 

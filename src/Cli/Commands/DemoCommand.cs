@@ -29,11 +29,12 @@ internal static class DemoCommand
             using var fixture = SafetensorsFile.Open(r.GetValue(golden)!);
             if (!fixture.Contains("input")) throw new SafetensorsException(fixture.Path, "input", "tensor missing");
             var inputShape = fixture["input"].Shape;
+            if (inputShape.Count != 4) throw new SafetensorsException(fixture.Path, "input", $"shape [{string.Join(", ", inputShape)}] is not [N, C, H, W]");
             var images = fixture.ReadFloat32("input");
 
             using var dev = Device.Open(r.GetValue(device)!);
             var load = Stopwatch.StartNew();
-            using var demo = PatchNetworkDemo.Load(r.GetValue(model)!, dev, inputShape[0]);
+            using var demo = PatchNetworkDemo.Load(r.GetValue(model)!, dev, inputShape[0], inputShape[2], inputShape[3]);
             if (!demo.InputShape.Dims.SequenceEqual(inputShape.ToArray()))
                 throw new SafetensorsException(fixture.Path, "input", $"shape [{string.Join(", ", inputShape)}] does not match the model's input {demo.InputShape}");
             var outputs = demo.Run(images); // first run: allocation and kernel compilation
@@ -68,7 +69,7 @@ internal static class DemoCommand
                 double rel = Math.Sqrt(num / den);
                 bool pass = rel <= Tolerance; // NaN fails
                 ok &= pass;
-                table.AddRow(name, $"[{string.Join(", ", fixture[name].Shape)}]", $"{rel:E2}", $"{maxDiff:E2}", $"{mean / actual.Length:F4}", pass ? "matches" : "MISMATCH");
+                table.AddRow(name, Markup.Escape($"[{string.Join(", ", fixture[name].Shape)}]"), $"{rel:E2}", $"{maxDiff:E2}", $"{mean / actual.Length:F4}", pass ? "matches" : "MISMATCH");
             }
             console.Write(table);
 

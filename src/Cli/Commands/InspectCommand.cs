@@ -22,7 +22,7 @@ internal static class InspectCommand
             long total = 0, elements = 0;
             foreach (var t in st.Tensors)
             {
-                table.AddRow(Markup.Escape(t.Name), t.DTypeTag, $"[{string.Join(", ", t.Shape)}]", t.ByteLength.ToString());
+                table.AddRow(Markup.Escape(t.Name), t.DTypeTag, Markup.Escape($"[{string.Join(", ", t.Shape)}]"), t.ByteLength.ToString());
                 total += t.ByteLength;
                 elements += t.Elements;
             }

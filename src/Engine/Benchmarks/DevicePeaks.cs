@@ -6,10 +6,11 @@ namespace GpuAnomaly.Engine.Benchmarks;
 /// <summary>A device's measured ceilings: fp32 FMA throughput and copy bandwidth (bytes read + written).</summary>
 public sealed record DevicePeaks(double Fp32GFlops, double CopyGBps)
 {
-    public static DevicePeaks Measure(Device device) => device switch
+    /// <param name="quick">Small buffers and few samples: a smoke test, not a measurement.</param>
+    public static DevicePeaks Measure(Device device, bool quick = false) => device switch
     {
         IlgpuDevice gpu => MeasureIlgpu(gpu),
-        _ => MeasureCpu(device),
+        _ => MeasureCpu(device, quick),
     };
 
     private static DevicePeaks MeasureIlgpu(IlgpuDevice gpu)
@@ -32,15 +33,15 @@ public sealed record DevicePeaks(double Fp32GFlops, double CopyGBps)
         return new DevicePeaks(fma.GFlops, Math.Max(copy.GBps, memcpy.GBps));
     }
 
-    private static DevicePeaks MeasureCpu(Device cpu)
+    private static DevicePeaks MeasureCpu(Device cpu, bool quick)
     {
         int threads = Environment.ProcessorCount;
-        const int steps = 1 << 16;
+        int steps = quick ? 1 << 10 : 1 << 16;
         double flops = 2.0 * threads * steps * 8 * Vector256<float>.Count;
         var fma = DeviceTimer.Time(cpu, "peak-fma", $"{threads} threads", flops, 0,
             () => Parallel.For(0, threads, t => FmaChains(steps, t)), warmup: 2, samples: 7, minSampleMs: 20);
 
-        long n = 1L << 26; // 256 MiB per buffer
+        long n = quick ? 1L << 20 : 1L << 26; // 256 MiB per buffer
         var src = GC.AllocateUninitializedArray<float>((int)n);
         var dst = GC.AllocateUninitializedArray<float>((int)n);
         src.AsSpan().Fill(1f);

@@ -34,13 +34,18 @@ public sealed class PatchNetworkDemo : IDisposable
 
     public static string OutputName(int p) => $"p{p}.dense";
 
-    /// <summary>Loads a model file (architecture and config in its `__metadata__`) for batches of <paramref name="batch"/> images.</summary>
-    public static PatchNetworkDemo Load(string path, Device device, int batch)
+    /// <summary>
+    /// Loads a model file (architecture and config in its `__metadata__`) for batches of
+    /// <paramref name="batch"/> images of the model's input size, or of height x width when given
+    /// (the networks are fully convolutional: any size works).
+    /// </summary>
+    public static PatchNetworkDemo Load(string path, Device device, int batch, int? height = null, int? width = null)
     {
+        if (batch < 1 || height < 1 || width < 1) throw new ArgumentException($"batch {batch} and image size {height}x{width} must be positive");
         using var file = SafetensorsFile.Open(path);
         var config = DemoConfig.Parse(path, file.Metadata);
         var g = new GraphBuilder();
-        var input = new Shape(batch, config.InChannels, config.Height, config.Width);
+        var input = new Shape(batch, config.InChannels, height ?? config.Height, width ?? config.Width);
         var image = g.Input("image", input);
         (float[], Shape) Weight(string name)
         {

@@ -1,0 +1,128 @@
+using GpuAnomaly.Cli;
+using GpuAnomaly.Engine.Weights;
+using GpuAnomaly.Models.Demo;
+using GpuAnomaly.Tests.Weights;
+using Xunit;
+
+namespace GpuAnomaly.Tests.Cli;
+
+/// <summary>The `gpuanomaly` tool: exit codes, one-line errors, no stack traces.</summary>
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = GpuAnomalyCli.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public void Inspect_EveryMalformedFile_ExitsTwoWithOneLine()
+    {
+        string dir = Directory.CreateTempSubdirectory("gpuanomaly-cli-").FullName;
+        try
+        {
+            int n = 0;
+            foreach (var (name, bytes, fragment) in MalformedSafetensors.Cases)
+            {
+                string path = Path.Combine(dir, $"case{n++}.safetensors");
+                File.WriteAllBytes(path, bytes);
+                var (code, _, err) = Run("inspect", path);
+                Assert.True(code == 2, $"{name}: exit code {code}, stderr: {err}");
+                var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                Assert.True(lines.Length == 1, $"{name}: expected one line, got:\n{err}");
+                Assert.StartsWith("error: ", lines[0]);
+                Assert.Contains(Path.GetFileName(path), lines[0]);
+                Assert.Contains(fragment, lines[0]);
+                Assert.DoesNotContain("   at ", err);
+            }
+            Assert.True(n >= 20, $"only {n} malformed cases");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void Inspect_ValidFile_ListsTensorsAndMetadata()
+    {
+        var (code, output, err) = Run("inspect", PatchNetworkDemo.BundledModel);
+        Assert.True(code == 0, err);
+        Assert.Contains("p17.layers.0.weight", output);
+        Assert.Contains("[32, 1, 6, 6]", output);
+        Assert.Contains("patch_network_demo", output);
+        Assert.Equal("", err);
+    }
+
+    [Fact]
+    public void Inspect_MissingFile_ExitsTwo()
+    {
+        var (code, _, err) = Run("inspect", "/nonexistent/model.safetensors");
+        Assert.Equal(2, code);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("no such file", err);
+    }
+
+    [Fact]
+    public void UnknownCommandAndBadDevice_ExitTwo()
+    {
+        Assert.Equal(2, Run("frobnicate").Code);
+        Assert.Equal(2, Run("demo", "--device", "tpu").Code);
+    }
+
+    [Fact]
+    public void Info_ListsDevices()
+    {
+        var (code, output, _) = Run("info");
+        Assert.Equal(0, code);
+        Assert.Contains("cpu", output);
+        Assert.Contains("ilgpu-cpu", output);
+        Assert.Contains("ILGPU 1.5.3", output);
+    }
+
+    [Fact]
+    public void Demo_OnCpu_MatchesPyTorch()
+    {
+        var (code, output, err) = Run("demo", "--device", "cpu", "--repeat", "2");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("reproduces PyTorch", output);
+        Assert.Contains("p33.dense", output);
+    }
+
+    [Fact]
+    public void Demo_MalformedModel_ExitsTwo()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"trunc-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            var bytes = File.ReadAllBytes(PatchNetworkDemo.BundledModel);
+            File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+            var (code, _, err) = Run("demo", "--device", "cpu", "--model", path);
+            Assert.Equal(2, code);
+            Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains(Path.GetFileName(path), err);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void Check_OnCpu_Passes()
+    {
+        var (code, output, err) = Run("check", "--device", "cpu", "--cases", "4");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("0 failed", output);
+    }
+
+    [Fact]
+    public void Bench_SmallOnCpu_ReportsEveryKernel()
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (code, output, err) = Run("bench", "--device", "cpu", "--small", "--json", json);
+            Assert.True(code == 0, output + err);
+            foreach (var k in new[] { "conv2d", "pool2d", "leaky_relu", "add", "GFLOP/s" }) Assert.Contains(k, output);
+            Assert.Contains("\"MedianMs\"", File.ReadAllText(json));
+        }
+        finally { File.Delete(json); }
+    }
+}
