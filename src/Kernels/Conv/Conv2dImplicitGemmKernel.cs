@@ -46,18 +46,25 @@ public struct ImplicitGemmShape
 /// registers. Grid: X = N tiles, Y = M tiles x conv groups.
 ///
 /// Why this layout:
-/// - Thread t has tx = t % 16 (columns) and ty = t / 16 (rows); its micro-tile is rows
-///   ty + 16i and columns tx + 16j (strided, not contiguous), so within a warp the B reads
-///   of one k are 16 consecutive floats (no bank conflict) and the A reads are broadcasts.
-/// - Loads are arranged so a thread loads exactly its own rows of A (k = tx) and columns of
-///   B (k = ty): the pixel decomposition (batch, oy, ox) is done once per thread, not per step.
-///   Consecutive threads read consecutive k of a weight row and consecutive output pixels of
-///   the input (both coalesced for stride 1).
-/// - A is stored transposed ([k][m], row pitch 66): the store is conflict-free (2k + m spans
-///   all 32 banks) and the reads stay broadcasts.
+/// - Shared memory is allocated as 16-byte vectors and thread (ty, tx) = (t / 16, t % 16)
+///   owns the contiguous micro-tile rows 4ty..4ty+3, columns 4tx..4tx+3: each k of the inner
+///   loop is one ld.shared.v4 of A (a broadcast: 2 addresses per warp) and one of B (16
+///   consecutive 16-byte vectors per warp, conflict-free), for 16 FMAs. Scalar loads with a
+///   strided micro-tile were 1.6x slower on an H100 (shared-memory bandwidth bound).
+/// - Per-thread sub-views make every inner-loop address base + constant, which the PTX
+///   assembler folds into the load instruction (another 1.15x).
+/// - Loading uses another mapping than computing: a thread loads A rows ty + 16r at k = tx
+///   and B columns tx + 16j at k = ty, so consecutive threads read consecutive k of a weight
+///   row and consecutive output pixels of the input (both coalesced for stride 1), and the
+///   pixel decomposition (batch, oy, ox) of its B columns is done once, not per K-step.
+/// - A is stored transposed ([k][m], row pitch 68 floats, a multiple of 4 for the vector
+///   reads): the stores then hit 2-way bank conflicts at most; B is stored [k][n], conflict-free.
 /// - The next K-step's global loads are issued into registers before the current step's
-///   math, so their latency hides behind 256 FMAs.
+///   math, so their latency hides behind 256 FMAs; the (ci, ky, kx) of a B row advances by a
+///   precomputed step instead of dividing.
 /// - The inner loop over the 16 k of a step is unrolled by hand (ILGPU 1.5.3 does not unroll).
+/// Measured on an H100 SXM (Conv2dGpu.MedianSeconds): 27-28.5 TFLOP/s on 128-256 channel
+/// 3x3/5x5 convs (about 42% of the FP32 FMA peak), 19-23 TFLOP/s on 1-2 GFLOP layers.
 /// Out-of-range rows/columns are clamped to a valid element for loading and dropped in the
 /// epilogue; out-of-range k load zeros, so no edge needs a special path.
 /// </summary>
