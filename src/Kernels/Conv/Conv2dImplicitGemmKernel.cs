@@ -140,13 +140,13 @@ internal static class Conv2dImplicitGemmKernel
         int m0 = (Grid.IdxY - g * d.MTiles) * BM;
         int n0 = Grid.IdxX * BN;
 
-        // This thread's 4 output columns, which are also the B columns it loads.
+        // The 4 B columns this thread loads (tx + 16j; invalid ones clamped to a real pixel).
         Column q0 = MakeColumn(p, d, g, n0 + tx);
         Column q1 = MakeColumn(p, d, g, n0 + tx + 16);
         Column q2 = MakeColumn(p, d, g, n0 + tx + 32);
         Column q3 = MakeColumn(p, d, g, n0 + tx + 48);
 
-        // This thread's 4 weight rows (clamped into range; the epilogue drops the extra ones).
+        // The 4 weight rows this thread loads (ty + 16r, clamped into range; their results are never stored).
         int wr0 = (g * d.M + IntrinsicMath.Min(m0 + ty, d.M - 1)) * d.K;
         int wr1 = (g * d.M + IntrinsicMath.Min(m0 + ty + 16, d.M - 1)) * d.K;
         int wr2 = (g * d.M + IntrinsicMath.Min(m0 + ty + 32, d.M - 1)) * d.K;
