@@ -146,7 +146,7 @@ internal static class Conv2dImplicitGemmKernel
         Column q2 = MakeColumn(p, d, g, n0 + tx + 32);
         Column q3 = MakeColumn(p, d, g, n0 + tx + 48);
 
-        // The 4 weight rows this thread loads (ty + 16r, clamped into range; their results are never stored).
+        // The 4 weight rows this thread loads (ty + 16r; rows past M are clamped, and never stored).
         int wr0 = (g * d.M + IntrinsicMath.Min(m0 + ty, d.M - 1)) * d.K;
         int wr1 = (g * d.M + IntrinsicMath.Min(m0 + ty + 16, d.M - 1)) * d.K;
         int wr2 = (g * d.M + IntrinsicMath.Min(m0 + ty + 32, d.M - 1)) * d.K;
