@@ -26,7 +26,7 @@ public sealed class Conv2dGpu
     /// The fastest applicable kernel for <paramref name="p"/>: the implicit GEMM, unless a conv
     /// group has fewer than 6 output channels (depthwise and near-depthwise). The GEMM's time
     /// hardly depends on M below one 64-row tile while the direct kernel's grows with it; on an
-    /// H100 (Conv2dGpu.MedianSeconds, N=4, 3x3) the direct kernel won at M = 1, 2 and 4
+    /// H100 (N=4, 3x3) the direct kernel won at M = 1, 2 and 4
     /// (0.07 vs 0.54 ms, 0.067 vs 0.24 ms, 0.056 vs 0.089 ms) and the GEMM won at M = 8, 12, 16,
     /// 32 and 64 even with K as small as 9 (e.g. M = 8: 0.040 vs 0.051 ms; M = 64, K = 9:
     /// 0.031 vs 0.087 ms). The direct kernel also covers shapes whose grid the GEMM cannot launch.
@@ -57,44 +57,6 @@ public sealed class Conv2dGpu
         int nTiles = (d.N + Conv2dImplicitGemmKernel.BN - 1) / Conv2dImplicitGemmKernel.BN;
         var config = new KernelConfig(new Index3D(nTiles, d.MTiles * p.Groups, 1), new Index3D(Conv2dImplicitGemmKernel.Threads, 1, 1));
         _gemm(config, p, d, x, w, bias, y);
-    }
-
-    /// <summary>
-    /// Median seconds of one launch of <paramref name="kernel"/> ("forward", "direct" or
-    /// "implicit_gemm") on random data, timed with device synchronisation after warm-up;
-    /// for the GPU harness. GFLOP/s = p.Flops / seconds / 1e9.
-    /// </summary>
-    public double MedianSeconds(in Conv2dParams p, string kernel = "forward", int warmup = 3, int runs = 20)
-    {
-        p.Validate();
-        var accelerator = _accelerator;
-        var conv = this;
-        var rng = new Random(1);
-        float[] Random(long n) { var a = new float[n]; for (long i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1); return a; }
-        using var x = accelerator.Allocate1D(Random(p.InputElements));
-        using var w = accelerator.Allocate1D(Random(p.WeightElements));
-        using var b = accelerator.Allocate1D(Random(p.COut));
-        using var y = accelerator.Allocate1D<float>(p.OutputElements);
-        Conv2dParams q = p;
-        Action launch = kernel switch
-        {
-            "forward" => () => conv.Forward(q, x.View, w.View, b.View, y.View),
-            "direct" => () => conv.Direct(q, x.View, w.View, b.View, y.View),
-            "implicit_gemm" => () => conv.ImplicitGemm(q, x.View, w.View, b.View, y.View),
-            _ => throw new ArgumentException($"conv2d benchmark: unknown kernel '{kernel}' (forward, direct, implicit_gemm)"),
-        };
-        for (int i = 0; i < warmup; i++) launch();
-        accelerator.Synchronize();
-        var times = new double[runs];
-        for (int i = 0; i < runs; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            launch();
-            accelerator.Synchronize();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        }
-        Array.Sort(times);
-        return times[runs / 2];
     }
 
     private static bool ImplicitGemmFits(in Conv2dParams p)

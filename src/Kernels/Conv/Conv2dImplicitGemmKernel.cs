@@ -63,7 +63,7 @@ public struct ImplicitGemmShape
 ///   math, so their latency hides behind 256 FMAs; the (ci, ky, kx) of a B row advances by a
 ///   precomputed step instead of dividing.
 /// - The inner loop over the 16 k of a step is unrolled by hand (ILGPU 1.5.3 does not unroll).
-/// Measured on an H100 SXM (Conv2dGpu.MedianSeconds): 27-28.5 TFLOP/s on 128-256 channel
+/// Measured on an H100 SXM (gpuanomaly bench): 27-28.5 TFLOP/s on 128-256 channel
 /// 3x3/5x5 convs (about 42% of the FP32 FMA peak), 19-23 TFLOP/s on 1-2 GFLOP layers.
 /// Out-of-range rows/columns are clamped to a valid element for loading and dropped in the
 /// epilogue; out-of-range k load zeros, so no edge needs a special path.
