@@ -99,6 +99,41 @@ public class ElementwiseTests : IClassFixture<IlgpuCpuFixture>
         }
     }
 
+    /// <summary>
+    /// LeakyRelu and Add take 16-byte accesses when lengths are whole Float4s and views are
+    /// 16-byte aligned, scalar ones otherwise: sub-views at float offsets 0..4 cover both paths.
+    /// </summary>
+    [Theory, InlineData(Op.LeakyRelu), InlineData(Op.Add)]
+    public void IlgpuKernel_AlignedAndOffsetViews(Op op)
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        var kernels = new ElementwiseGpu(_ilgpu.Accelerator);
+        var acc = _ilgpu.Accelerator;
+        for (int offset = 0; offset <= 4; offset++)
+        foreach (int n in new[] { 4 * rng.Next(1, 600), 4 * rng.Next(1, 600) + 1 + rng.Next(3) })
+        {
+            var a = KernelLab.RandomFloats(rng, n);
+            var b = KernelLab.RandomFloats(rng, n);
+            float slope = (float)rng.NextDouble();
+            var expected = new double[n];
+            if (op == Op.LeakyRelu) ElementwiseReference.LeakyRelu(a, slope, expected);
+            else ElementwiseReference.Add(a, b, expected);
+            using var ba = acc.Allocate1D<float>(n + offset);
+            using var bb = acc.Allocate1D<float>(n + offset);
+            using var by = acc.Allocate1D<float>(n + offset);
+            var va = ba.View.SubView(offset, n);
+            var vb = bb.View.SubView(offset, n);
+            var vy = by.View.SubView(offset, n);
+            va.CopyFromCPU(a);
+            vb.CopyFromCPU(b);
+            vy.CopyFromCPU(Poisoned(n));
+            if (op == Op.LeakyRelu) kernels.LeakyRelu(va, slope, vy);
+            else kernels.Add(va, vb, vy);
+            acc.Synchronize();
+            KernelLab.AssertClose(vy.GetAsArray1D(), expected, 1e-5, $"seed {seed}, {op}, n={n}, offset={offset}");
+        }
+    }
+
     /// <summary>Which input the output aliases.</summary>
     public enum Alias { None, A, B }
 
