@@ -20,7 +20,9 @@ internal static class Conv2dCpuQuick
             var w = Conv2dBench.Random(rng, p.WeightElements);
             var b = Conv2dBench.Random(rng, p.COut);
             var y = new float[p.OutputElements];
-            for (int i = 0; i < 5; i++) Conv2dCpu.Forward(p, x, w, b, y);
+            // Warm up for half a second so that tiered compilation has settled.
+            long w0 = Stopwatch.GetTimestamp();
+            while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) Conv2dCpu.Forward(p, x, w, b, y);
             var times = new double[reps];
             for (int i = 0; i < reps; i++)
             {

@@ -91,6 +91,7 @@ public static unsafe class Sgemm
     /// Packs A[m, k] (row-major, lda) for <see cref="Run"/>: K block b (starting at k0, kc wide) lives at
     /// dst + k0 * mPad, and inside it MR-row panel i at i * kc * MR, stored [kc, MR]; rows past m are zero.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackA(float* a, int lda, int m, int k, float* dst, bool use512)
     {
         int mr = Mr(use512), kcMax = KBlock(k), mPad = (m + mr - 1) / mr * mr;
@@ -160,6 +161,7 @@ public static unsafe class Sgemm
         public int MBlocks, NBlocks, McPanels, NcPanels;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunTask<TPacker>(in GemmProblem pr, TPacker packer, in TaskLayout lay, int task) where TPacker : struct, IPanelPacker
     {
         bool use512 = pr.Use512;
@@ -234,6 +236,7 @@ public static unsafe class Sgemm
         public float* B;
         public int Ldb;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr)
         {
             int panels = (nc + nr - 1) / nr;
@@ -261,9 +264,12 @@ internal static unsafe class Workspace
 {
     [ThreadStatic] private static float[]? t_a;
     [ThreadStatic] private static float[]? t_b;
+    [ThreadStatic] private static float[]? t_plane;
 
     public static float* A(long floats) => Get(ref t_a, floats);
     public static float* B(long floats) => Get(ref t_b, floats);
+    /// <summary>A padded input plane (depthwise convolution).</summary>
+    public static float* Plane(long floats) => Get(ref t_plane, floats);
 
     private static float* Get(ref float[]? buffer, long floats)
     {
