@@ -43,7 +43,7 @@ internal struct GemmProblem
 public static unsafe class Sgemm
 {
     /// <summary>K block: the B panel (KC x NR floats) stays in L1 while every A panel streams past it.</summary>
-    private const int KcMax = 256;
+    private const int KcMax = 128;
     /// <summary>N block: the packed B block (KC x NC) stays in L2.</summary>
     private const int NcMax = 384;
     /// <summary>Below this many flops threads cost more than they save.</summary>
