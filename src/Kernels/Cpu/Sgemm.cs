@@ -144,6 +144,14 @@ public static unsafe class Sgemm
             mcPanels = (mPanels + mBlocks - 1) / mBlocks;
             mBlocks = (mPanels + mcPanels - 1) / mcPanels;
         }
+        // A few tasks that do not divide evenly among the cores leave one idle at the end: round up.
+        if (threads > 1 && bg * nBlocks * mBlocks < 8 * threads)
+            for (int nb = nBlocks + 1; nb <= Math.Min(nPanels, 2 * nBlocks) && bg * nBlocks * mBlocks % threads != 0; nb++)
+            {
+                int ncp = (nPanels + nb - 1) / nb;
+                int real = (nPanels + ncp - 1) / ncp;
+                if (bg * real * mBlocks % threads == 0) (ncPanels, nBlocks) = (ncp, real);
+            }
         int tasks = bg * nBlocks * mBlocks;
         var layout = new TaskLayout { MBlocks = mBlocks, NBlocks = nBlocks, McPanels = mcPanels, NcPanels = ncPanels };
         if (threads == 1 || tasks == 1)
