@@ -5,7 +5,7 @@ namespace GpuAnomaly.Bench;
 
 /// <summary>
 /// `conv-cpu [reps]`: a quick timing of Conv2dCpu over <see cref="Conv2dBench.Shapes"/> (warm-up, then the
-/// median of many runs), printed in the same format as tools/bench/conv_cpu_vs_torch.py for a side-by-side look.
+/// median and the minimum of many runs), printed in the same format as tools/bench/conv_cpu_vs_torch.py for a side-by-side look.
 /// </summary>
 internal static class Conv2dCpuQuick
 {
@@ -20,7 +20,9 @@ internal static class Conv2dCpuQuick
             var w = Conv2dBench.Random(rng, p.WeightElements);
             var b = Conv2dBench.Random(rng, p.COut);
             var y = new float[p.OutputElements];
-            for (int i = 0; i < 5; i++) Conv2dCpu.Forward(p, x, w, b, y);
+            // Warm up for half a second so that tiered compilation has settled.
+            long w0 = Stopwatch.GetTimestamp();
+            while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) Conv2dCpu.Forward(p, x, w, b, y);
             var times = new double[reps];
             for (int i = 0; i < reps; i++)
             {
@@ -30,7 +32,26 @@ internal static class Conv2dCpuQuick
             }
             Array.Sort(times);
             double ms = times[reps / 2];
-            Console.WriteLine($"{name,-24} {ms,9:F3} ms {p.Flops / ms / 1e6,8:F1} GFLOP/s");
+            Console.WriteLine($"{name,-24} {ms,9:F3} ms {p.Flops / ms / 1e6,8:F1} GFLOP/s   (min {times[0]:F3} ms {p.Flops / times[0] / 1e6:F1} GFLOP/s)");
+        }
+        foreach (var (m, n, k) in new[] { (256, 1024, 3200), (512, 512, 512) })
+        {
+            var rng = new Random(1);
+            var a = Conv2dBench.Random(rng, (long)m * k);
+            var b = Conv2dBench.Random(rng, (long)k * n);
+            var c = new float[m * n];
+            long w0 = Stopwatch.GetTimestamp();
+            while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) Kernels.Cpu.Sgemm.Multiply(m, n, k, a, k, b, n, c, n);
+            var times = new double[reps];
+            for (int i = 0; i < reps; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                Kernels.Cpu.Sgemm.Multiply(m, n, k, a, k, b, n, c, n);
+                times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            }
+            Array.Sort(times);
+            double ms = times[reps / 2];
+            Console.WriteLine($"{$"sgemm {m}x{n}x{k}",-24} {ms,9:F3} ms {2.0 * m * n * k / ms / 1e6,8:F1} GFLOP/s   (min {times[0]:F3} ms {2.0 * m * n * k / times[0] / 1e6:F1} GFLOP/s)");
         }
     }
 }

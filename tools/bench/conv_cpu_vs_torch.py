@@ -55,7 +55,8 @@ def main():
             ms = statistics.median(times)
             oh, ow = y.shape[2], y.shape[3]
             flops = 2.0 * xs[0] * cout * oh * ow * (xs[1] // groups) * k * k
-            print(f"{name:<24} {ms:9.3f} ms {flops / ms / 1e6:8.1f} GFLOP/s")
+            mn = min(times)
+            print(f"{name:<24} {ms:9.3f} ms {flops / ms / 1e6:8.1f} GFLOP/s   (min {mn:.3f} ms {flops / mn / 1e6:.1f} GFLOP/s)")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using GpuAnomaly.Kernels.Cpu;
@@ -62,50 +63,68 @@ public static unsafe class Conv2dCpu
         else Parallel.For(0, planes, i => DepthwisePlane(q, (float*)xp, (float*)wp, (float*)bp, (float*)yp, i));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DepthwisePlane(in Conv2dParams p, float* x, float* w, float* bias, float* y, int plane)
     {
         int n = plane / p.COut, co = plane - n * p.COut;
         int c = co / p.COutPerGroup;
-        int oh = p.OutH, ow = p.OutW, sw = p.StrideW, kw = p.KW, dw = p.DilW, pl = p.PadLeft, width = p.W;
-        float* src = x + ((long)n * p.CIn + c) * p.H * width;
+        int oh = p.OutH, ow = p.OutW, sh = p.StrideH, sw = p.StrideW, kh = p.KH, kw = p.KW, dh = p.DilH, dw = p.DilW;
+        int height = p.H, width = p.W, wp = width + p.PadLeft + p.PadRight, hp = height + p.PadTop + p.PadBottom;
+        float* src = x + ((long)n * p.CIn + c) * height * width;
         float* dst = y + (long)plane * oh * ow;
-        float* wk = w + (long)co * p.KH * kw;
+        float* wk = w + (long)co * kh * kw;
         float b0 = bias != null ? bias[co] : 0f;
-        // Interior columns [oxA, oxB) read every tap inside the row: no bounds checks, vectorized when stride is 1.
-        int oxA = Math.Min(ow, (pl + sw - 1) / sw);
-        int last = width - 1 + pl - (kw - 1) * dw;
-        int oxB = last >= 0 ? Math.Clamp(last / sw + 1, oxA, ow) : oxA;
+
+        // Copy the plane into a zero-padded scratch plane: every tap is then in bounds, no edge cases.
+        float* pad = Workspace.Plane((long)hp * wp);
+        for (int r = 0; r < hp; r++)
+        {
+            var row = new Span<float>(pad + (long)r * wp, wp);
+            int iy = r - p.PadTop;
+            if ((uint)iy >= (uint)height) { row.Clear(); continue; }
+            row[..p.PadLeft].Clear();
+            new ReadOnlySpan<float>(src + (long)iy * width, width).CopyTo(row[p.PadLeft..]);
+            row[(p.PadLeft + width)..].Clear();
+        }
+
         int vec = Vector256<float>.Count;
+        var w3 = kh == 3 && kw == 3 ? new Taps3x3(wk) : default;
         for (int oy = 0; oy < oh; oy++)
         {
             float* yrow = dst + (long)oy * ow;
-            int iy0 = oy * p.StrideH - p.PadTop;
-            for (int ox = 0; ox < oxA; ox++) yrow[ox] = DepthwiseEdge(p, src, wk, b0, iy0, ox);
-            for (int ox = oxB; ox < ow; ox++) yrow[ox] = DepthwiseEdge(p, src, wk, b0, iy0, ox);
-            int o = oxA;
-            if (sw == 1)
-                for (; o + vec <= oxB; o += vec)
+            float* top = pad + (long)oy * sh * wp;
+            int o = 0;
+            if (sw == 1 && ow >= vec)
+            {
+                // The last vector overlaps the previous one rather than leaving a scalar tail: outputs are
+                // written, not accumulated, so recomputing a few is harmless.
+                for (; ; o = Math.Min(o + vec, ow - vec))
                 {
-                    var acc = Vector256.Create(b0);
-                    for (int ky = 0; ky < p.KH; ky++)
+                    if (kh == 3 && kw == 3)
                     {
-                        int iy = iy0 + ky * p.DilH;
-                        if ((uint)iy >= (uint)p.H) continue;
-                        float* s = src + (long)iy * width + o - pl;
+                        Depthwise3x3(top + o, wp * dh, dw, w3, b0).Store(yrow + o);
+                        if (o == ow - vec) break;
+                        continue;
+                    }
+                    var acc = Vector256.Create(b0);
+                    for (int ky = 0; ky < kh; ky++)
+                    {
+                        float* s = top + (long)ky * dh * wp + o;
                         float* wr = wk + ky * kw;
                         for (int kx = 0; kx < kw; kx++)
                             acc = Vector256.FusedMultiplyAdd(Vector256.Create(wr[kx]), Vector256.Load(s + kx * dw), acc);
                     }
                     acc.Store(yrow + o);
+                    if (o == ow - vec) break;
                 }
-            for (; o < oxB; o++)
+                o = ow;
+            }
+            for (; o < ow; o++)
             {
                 float acc = b0;
-                for (int ky = 0; ky < p.KH; ky++)
+                for (int ky = 0; ky < kh; ky++)
                 {
-                    int iy = iy0 + ky * p.DilH;
-                    if ((uint)iy >= (uint)p.H) continue;
-                    float* s = src + (long)iy * width + o * sw - pl;
+                    float* s = top + (long)ky * dh * wp + o * sw;
                     float* wr = wk + ky * kw;
                     for (int kx = 0; kx < kw; kx++) acc += wr[kx] * s[kx * dw];
                 }
@@ -119,22 +138,28 @@ public static unsafe class Conv2dCpu
                 if (!(outPlane[i] >= 0)) outPlane[i] *= p.Slope;
     }
 
-    /// <summary>One output of a depthwise plane with every tap bounds-checked (the padded border).</summary>
-    private static float DepthwiseEdge(in Conv2dParams p, float* src, float* wk, float b0, int iy0, int ox)
+    /// <summary>The nine taps of a 3x3 kernel, broadcast once per plane.</summary>
+    private readonly struct Taps3x3(float* w)
     {
-        float acc = b0;
-        int ix0 = ox * p.StrideW - p.PadLeft;
-        for (int ky = 0; ky < p.KH; ky++)
-        {
-            int iy = iy0 + ky * p.DilH;
-            if ((uint)iy >= (uint)p.H) continue;
-            float* s = src + (long)iy * p.W;
-            for (int kx = 0; kx < p.KW; kx++)
-            {
-                int ix = ix0 + kx * p.DilW;
-                if ((uint)ix < (uint)p.W) acc += wk[ky * p.KW + kx] * s[ix];
-            }
-        }
-        return acc;
+        public readonly Vector256<float> W0 = Vector256.Create(w[0]), W1 = Vector256.Create(w[1]), W2 = Vector256.Create(w[2]),
+            W3 = Vector256.Create(w[3]), W4 = Vector256.Create(w[4]), W5 = Vector256.Create(w[5]),
+            W6 = Vector256.Create(w[6]), W7 = Vector256.Create(w[7]), W8 = Vector256.Create(w[8]);
+    }
+
+    /// <summary>Eight outputs of a 3x3 depthwise stencil; three independent chains keep the FMA pipes busy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Depthwise3x3(float* s, long rowStride, int dw, in Taps3x3 t, float b0)
+    {
+        float* s1 = s + rowStride, s2 = s1 + rowStride;
+        var a0 = Vector256.FusedMultiplyAdd(t.W0, Vector256.Load(s), Vector256.Create(b0));
+        var a1 = Vector256.Multiply(t.W3, Vector256.Load(s1));
+        var a2 = Vector256.Multiply(t.W6, Vector256.Load(s2));
+        a0 = Vector256.FusedMultiplyAdd(t.W1, Vector256.Load(s + dw), a0);
+        a1 = Vector256.FusedMultiplyAdd(t.W4, Vector256.Load(s1 + dw), a1);
+        a2 = Vector256.FusedMultiplyAdd(t.W7, Vector256.Load(s2 + dw), a2);
+        a0 = Vector256.FusedMultiplyAdd(t.W2, Vector256.Load(s + 2 * dw), a0);
+        a1 = Vector256.FusedMultiplyAdd(t.W5, Vector256.Load(s1 + 2 * dw), a1);
+        a2 = Vector256.FusedMultiplyAdd(t.W8, Vector256.Load(s2 + 2 * dw), a2);
+        return a0 + a1 + a2;
     }
 }

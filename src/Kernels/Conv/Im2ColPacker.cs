@@ -13,6 +13,7 @@ internal unsafe struct Im2ColPacker : IPanelPacker
     public float* X;
     public Conv2dParams P;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr)
     {
         int h = P.H, w = P.W, ow = P.OutW, kh = P.KH, kw = P.KW;

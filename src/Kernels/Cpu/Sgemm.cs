@@ -43,7 +43,7 @@ internal struct GemmProblem
 public static unsafe class Sgemm
 {
     /// <summary>K block: the B panel (KC x NR floats) stays in L1 while every A panel streams past it.</summary>
-    private const int KcMax = 256;
+    private const int KcMax = 128;
     /// <summary>N block: the packed B block (KC x NC) stays in L2.</summary>
     private const int NcMax = 384;
     /// <summary>Below this many flops threads cost more than they save.</summary>
@@ -91,6 +91,7 @@ public static unsafe class Sgemm
     /// Packs A[m, k] (row-major, lda) for <see cref="Run"/>: K block b (starting at k0, kc wide) lives at
     /// dst + k0 * mPad, and inside it MR-row panel i at i * kc * MR, stored [kc, MR]; rows past m are zero.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackA(float* a, int lda, int m, int k, float* dst, bool use512)
     {
         int mr = Mr(use512), kcMax = KBlock(k), mPad = (m + mr - 1) / mr * mr;
@@ -143,6 +144,14 @@ public static unsafe class Sgemm
             mcPanels = (mPanels + mBlocks - 1) / mBlocks;
             mBlocks = (mPanels + mcPanels - 1) / mcPanels;
         }
+        // A few tasks that do not divide evenly among the cores leave one idle at the end: round up.
+        if (threads > 1 && bg * nBlocks * mBlocks < 8 * threads)
+            for (int nb = nBlocks + 1; nb <= Math.Min(nPanels, 2 * nBlocks) && bg * nBlocks * mBlocks % threads != 0; nb++)
+            {
+                int ncp = (nPanels + nb - 1) / nb;
+                int real = (nPanels + ncp - 1) / ncp;
+                if (bg * real * mBlocks % threads == 0) (ncPanels, nBlocks) = (ncp, real);
+            }
         int tasks = bg * nBlocks * mBlocks;
         var layout = new TaskLayout { MBlocks = mBlocks, NBlocks = nBlocks, McPanels = mcPanels, NcPanels = ncPanels };
         if (threads == 1 || tasks == 1)
@@ -160,6 +169,7 @@ public static unsafe class Sgemm
         public int MBlocks, NBlocks, McPanels, NcPanels;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunTask<TPacker>(in GemmProblem pr, TPacker packer, in TaskLayout lay, int task) where TPacker : struct, IPanelPacker
     {
         bool use512 = pr.Use512;
@@ -234,6 +244,7 @@ public static unsafe class Sgemm
         public float* B;
         public int Ldb;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr)
         {
             int panels = (nc + nr - 1) / nr;
@@ -261,9 +272,12 @@ internal static unsafe class Workspace
 {
     [ThreadStatic] private static float[]? t_a;
     [ThreadStatic] private static float[]? t_b;
+    [ThreadStatic] private static float[]? t_plane;
 
     public static float* A(long floats) => Get(ref t_a, floats);
     public static float* B(long floats) => Get(ref t_b, floats);
+    /// <summary>A padded input plane (depthwise convolution).</summary>
+    public static float* Plane(long floats) => Get(ref t_plane, floats);
 
     private static float* Get(ref float[]? buffer, long floats)
     {

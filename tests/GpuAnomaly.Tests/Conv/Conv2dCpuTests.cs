@@ -108,6 +108,14 @@ public class Conv2dCpuTests
     }
 
     [Fact]
+    public void DepthwiseDilatedAndStridedMatchReference()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        foreach (var (k, stride, dil) in new[] { (3, 1, 2), (3, 2, 1), (5, 1, 3), (3, 1, 1) })
+            Check(Conv2dParams.Create(2, 10, 13, 27, 20, k, k, stride, k / 2 * dil, dil, groups: 10, act: Activation.Relu), rng, seed, "depthwise");
+    }
+
+    [Fact]
     public void EngineCpuDeviceMatchesReference()
     {
         var rng = KernelLab.NewRng(out int seed);
