@@ -56,6 +56,16 @@ public class Conv2dGpuTests(IlgpuCpuFixture fixture, ITestOutputHelper output) :
         Check(Kernel.ImplicitGemmLarge, p, rng, seed);
     }
 
+    /// <summary>Forward's choice of the 128x128 GEMM follows the H100 measurements in <see cref="Conv2dGpu.PrefersLarge"/>.</summary>
+    [Fact]
+    public void PrefersLarge_OnlyForLargeGemms()
+    {
+        Assert.True(Conv2dGpu.PrefersLarge(Conv2dParams.Create(1, 128, 266, 266, 256, 5, 5)));
+        Assert.False(Conv2dGpu.PrefersLarge(Conv2dParams.Create(1, 128, 140, 140, 256, 5, 5, dilation: 2)));
+        Assert.False(Conv2dGpu.PrefersLarge(Conv2dParams.Create(8, 64, 56, 56, 64, 3, 3, padding: 1)));
+        Assert.False(Conv2dGpu.PrefersLarge(Conv2dParams.Create(8, 128, 56, 56, 128, 3, 3, padding: 1, groups: 128)));
+    }
+
     /// <summary>A depthwise conv as Forward runs it, with rows that are not a multiple of the 4 outputs per thread.</summary>
     [Theory]
     [InlineData(1, 1)]
