@@ -55,6 +55,8 @@ public static class KernelSuite
             if (device is IlgpuDevice gpu)
             {
                 variants.Add(("conv2d.implicit_gemm", (x, w, b, y) => gpu.ConvKernels.ImplicitGemm(p, x.View<float>(), w.View<float>(), b.View<float>(), y.View<float>())));
+                variants.Add(("conv2d.implicit_gemm_large", (x, w, b, y) => gpu.ConvKernels.ImplicitGemmLarge(p, x.View<float>(), w.View<float>(), b.View<float>(), y.View<float>())));
+                variants.Add(("conv2d.direct_wide", (x, w, b, y) => gpu.ConvKernels.DirectWide(p, x.View<float>(), w.View<float>(), b.View<float>(), y.View<float>())));
                 variants.Add(("conv2d.direct", (x, w, b, y) => gpu.ConvKernels.Direct(p, x.View<float>(), w.View<float>(), b.View<float>(), y.View<float>())));
             }
             else variants.Add(("conv2d", (x, w, b, y) => device.Conv2d(p, x, w, b, y)));

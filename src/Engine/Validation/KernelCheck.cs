@@ -41,6 +41,8 @@ public static class KernelCheck
             {
                 variants.Add(("conv2d.direct", y => gpu.ConvKernels.Direct(p, xt.View<float>(), wt.View<float>(), p.HasBias != 0 ? bt.View<float>() : default, y.View<float>())));
                 variants.Add(("conv2d.implicit_gemm", y => gpu.ConvKernels.ImplicitGemm(p, xt.View<float>(), wt.View<float>(), p.HasBias != 0 ? bt.View<float>() : default, y.View<float>())));
+                variants.Add(("conv2d.implicit_gemm_large", y => gpu.ConvKernels.ImplicitGemmLarge(p, xt.View<float>(), wt.View<float>(), p.HasBias != 0 ? bt.View<float>() : default, y.View<float>())));
+                variants.Add(("conv2d.direct_wide", y => gpu.ConvKernels.DirectWide(p, xt.View<float>(), wt.View<float>(), p.HasBias != 0 ? bt.View<float>() : default, y.View<float>())));
             }
             foreach (var (name, run) in variants)
                 results.Add(new(name, p.ToString(), RelL2(Poisoned(device, p.OutputElements, run), expected), Tolerance));

@@ -14,20 +14,23 @@ public struct ImplicitGemmShape
     public int M, N, K;
     public int MTiles;
     public int KHKW, HW, OHOW;
-    /// <summary>Conv2dImplicitGemmKernel.BK written as ci * KHKW + ky * KW + kx: how one K-step moves a (ci, ky, kx) index.</summary>
+    /// <summary>The K-step (BK) written as ci * KHKW + ky * KW + kx: how one K-step moves a (ci, ky, kx) index.</summary>
     public int StepCi, StepKy, StepKx;
 
-    public static ImplicitGemmShape Create(in Conv2dParams p)
+    public static ImplicitGemmShape Create(in Conv2dParams p) =>
+        Create(p, Conv2dImplicitGemmKernel.BM, Conv2dImplicitGemmKernel.BK);
+
+    /// <summary>The shape for a kernel with <paramref name="bm"/>-row tiles stepping K by <paramref name="bk"/>.</summary>
+    public static ImplicitGemmShape Create(in Conv2dParams p, int bm, int bk)
     {
         int khkw = p.KH * p.KW;
         int m = p.COutPerGroup;
-        int bk = Conv2dImplicitGemmKernel.BK;
         return new ImplicitGemmShape
         {
             M = m,
             N = p.N * p.OutH * p.OutW,
             K = p.CInPerGroup * khkw,
-            MTiles = (m + Conv2dImplicitGemmKernel.BM - 1) / Conv2dImplicitGemmKernel.BM,
+            MTiles = (m + bm - 1) / bm,
             KHKW = khkw,
             HW = p.H * p.W,
             OHOW = p.OutH * p.OutW,
@@ -74,20 +77,20 @@ internal static class Conv2dImplicitGemmKernel
     private const int LDA = BM + 4;
 
     /// <summary>Four floats read as one 16-byte shared load; written only through a float view of the same memory.</summary>
-    private struct Vec4
+    internal struct Vec4
     {
 #pragma warning disable CS0649
         public float X, Y, Z, W;
 #pragma warning restore CS0649
     }
 
-    private struct Column
+    internal struct Column
     {
         public int XBase, IY0, IX0, YBase, Valid;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Column MakeColumn(Conv2dParams p, ImplicitGemmShape d, int g, int n)
+    internal static Column MakeColumn(Conv2dParams p, ImplicitGemmShape d, int g, int n)
     {
         var c = new Column { Valid = n < d.N ? 1 : 0 };
         if (n >= d.N) n = d.N - 1;
@@ -103,7 +106,7 @@ internal static class Conv2dImplicitGemmKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LoadB(Conv2dParams p, ArrayView<float> x, Column c, int kOk, int chan, int dy, int dx)
+    internal static float LoadB(Conv2dParams p, ArrayView<float> x, Column c, int kOk, int chan, int dy, int dx)
     {
         int iy = c.IY0 + dy;
         int ix = c.IX0 + dx;

@@ -19,13 +19,65 @@ public class Conv2dGpuTests(IlgpuCpuFixture fixture, ITestOutputHelper output) :
     private const int ShapesPerTest = 50;
     private readonly IlgpuDevice _device = fixture.Device;
 
-    private enum Kernel { Direct, ImplicitGemm, Forward }
+    private enum Kernel { Direct, DirectWide, ImplicitGemm, ImplicitGemmLarge, Forward }
 
     [Fact]
     public void Direct_MatchesReference_RandomShapes() => RunRandomShapes(Kernel.Direct);
 
     [Fact]
+    public void DirectWide_MatchesReference_RandomShapes() => RunRandomShapes(Kernel.DirectWide);
+
+    [Fact]
     public void ImplicitGemm_MatchesReference_RandomShapes() => RunRandomShapes(Kernel.ImplicitGemm);
+
+    /// <summary>Few cases: each 128x128 tile is 256 emulated threads doing 64 outputs each.</summary>
+    [Fact]
+    public void ImplicitGemmLarge_MatchesReference_RandomShapes() => RunRandomShapes(Kernel.ImplicitGemmLarge, 6);
+
+    /// <summary>
+    /// M, N and K each span more than one tile (128, 128, 8) and none is a multiple of it; stride,
+    /// dilation and asymmetric padding on the second case.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void ImplicitGemmLarge_MultiTileEdges(int groups)
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        // COut/g = 131 (2 row tiles), N*OH*OW = 2*9*8 = 144 (2 column tiles), K = 3*3*3 = 27 (4 steps).
+        var p = groups == 1
+            ? Conv2dParams.Create(2, 3, 9, 8, 131, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 0.2f)
+            : new Conv2dParams
+            {
+                N = 2, CIn = 2 * groups, H = 19, W = 17, COut = 131 * groups, KH = 3, KW = 2,
+                StrideH = 2, StrideW = 2, PadTop = 2, PadLeft = 0, PadBottom = 1, PadRight = 3,
+                DilH = 2, DilW = 3, Groups = groups, HasBias = 1, Act = Activation.Relu,
+            };
+        Check(Kernel.ImplicitGemmLarge, p, rng, seed);
+    }
+
+    /// <summary>Forward's choice of the 128x128 GEMM follows the H100 measurements in <see cref="Conv2dGpu.PrefersLarge"/>.</summary>
+    [Fact]
+    public void PrefersLarge_OnlyForLargeGemms()
+    {
+        Assert.True(Conv2dGpu.PrefersLarge(Conv2dParams.Create(1, 128, 266, 266, 256, 5, 5)));
+        Assert.False(Conv2dGpu.PrefersLarge(Conv2dParams.Create(1, 128, 140, 140, 256, 5, 5, dilation: 2)));
+        Assert.False(Conv2dGpu.PrefersLarge(Conv2dParams.Create(8, 64, 56, 56, 64, 3, 3, padding: 1)));
+        Assert.False(Conv2dGpu.PrefersLarge(Conv2dParams.Create(8, 128, 56, 56, 128, 3, 3, padding: 1, groups: 128)));
+    }
+
+    /// <summary>A depthwise conv as Forward runs it, with rows that are not a multiple of the 4 outputs per thread.</summary>
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 2)]
+    public void Forward_Depthwise_UsesDirectWide(int batch, int stride)
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        var p = Conv2dParams.Create(batch, 6, 13, 11, 12, 3, 3, stride: stride, padding: 1, groups: 6, act: Activation.LeakyRelu, slope: 0.1f);
+        Assert.True(Conv2dGpu.PrefersDirect(p));
+        Check(Kernel.DirectWide, p, rng, seed);
+        Check(Kernel.Forward, p, rng, seed);
+    }
 
     [Fact]
     public void Forward_ThroughDevice_MatchesReference_RandomShapes() => RunRandomShapes(Kernel.Forward);
@@ -65,18 +117,18 @@ public class Conv2dGpuTests(IlgpuCpuFixture fixture, ITestOutputHelper output) :
     }
 
 
-    private void RunRandomShapes(Kernel kernel)
+    private void RunRandomShapes(Kernel kernel, int shapes = ShapesPerTest)
     {
         var rng = KernelLab.NewRng(out int seed);
         var sw = Stopwatch.StartNew();
         int direct = 0;
-        for (int i = 0; i < ShapesPerTest; i++)
+        for (int i = 0; i < shapes; i++)
         {
             var p = RandomShape(rng, i, kernel);
             if (Conv2dGpu.PrefersDirect(p)) direct++;
             Check(kernel, p, rng, seed);
         }
-        output.WriteLine($"{kernel}: {ShapesPerTest} shapes ({direct} prefer direct) in {sw.Elapsed.TotalSeconds:F1} s, seed {seed}");
+        output.WriteLine($"{kernel}: {shapes} shapes ({direct} prefer direct) in {sw.Elapsed.TotalSeconds:F1} s, seed {seed}");
     }
 
     /// <summary>
@@ -95,13 +147,13 @@ public class Conv2dGpuTests(IlgpuCpuFixture fixture, ITestOutputHelper output) :
             {
                 case 0:
                     groups = 1;
-                    cIn = rng.Next(1, kernel == Kernel.Direct ? 5 : 9);
-                    cOut = rng.Next(1, kernel == Kernel.Direct ? 7 : 41);
+                    cIn = rng.Next(1, kernel is Kernel.Direct or Kernel.DirectWide ? 5 : 9);
+                    cOut = rng.Next(1, kernel is Kernel.Direct or Kernel.DirectWide ? 7 : 41);
                     break;
                 case 1:
                     groups = 2;
                     cIn = 2 * rng.Next(1, 4);
-                    cOut = 2 * rng.Next(1, kernel == Kernel.Direct ? 4 : 12);
+                    cOut = 2 * rng.Next(1, kernel is Kernel.Direct or Kernel.DirectWide ? 4 : 12);
                     break;
                 default:
                     cIn = rng.Next(1, 6);
@@ -124,7 +176,7 @@ public class Conv2dGpuTests(IlgpuCpuFixture fixture, ITestOutputHelper output) :
             p.H = Math.Max(1, dilH * (kh - 1) + 1 - p.PadTop - p.PadBottom) + rng.Next(0, 9);
             p.W = Math.Max(1, dilW * (kw - 1) + 1 - p.PadLeft - p.PadRight) + rng.Next(0, 9);
             long k = (long)p.CInPerGroup * kh * kw;
-            if (p.OutputElements is >= 8 and <= 2500 && k <= (kernel == Kernel.Direct ? 120 : 200) && p.InputElements <= 4000)
+            if (p.OutputElements is >= 8 and <= 2500 && k <= (kernel is Kernel.Direct or Kernel.DirectWide ? 120 : 200) && p.InputElements <= 4000)
             {
                 // Every third Forward case must take the GEMM path, so both of Forward's choices are covered.
                 if (kernel == Kernel.Forward && i % 3 == 0 && Conv2dGpu.PrefersDirect(p)) continue;
@@ -150,7 +202,9 @@ public class Conv2dGpuTests(IlgpuCpuFixture fixture, ITestOutputHelper output) :
             switch (kernel)
             {
                 case Kernel.Direct: _device.ConvKernels.Direct(p, xt.View<float>(), wt.View<float>(), bv, y.View<float>()); break;
+                case Kernel.DirectWide: _device.ConvKernels.DirectWide(p, xt.View<float>(), wt.View<float>(), bv, y.View<float>()); break;
                 case Kernel.ImplicitGemm: _device.ConvKernels.ImplicitGemm(p, xt.View<float>(), wt.View<float>(), bv, y.View<float>()); break;
+                case Kernel.ImplicitGemmLarge: _device.ConvKernels.ImplicitGemmLarge(p, xt.View<float>(), wt.View<float>(), bv, y.View<float>()); break;
                 default: _device.Conv2d(p, xt, wt, bt, y); break;
             }
         });
