@@ -19,29 +19,81 @@ public static unsafe class Conv2dCpu
     public static void Forward(in Conv2dParams p, ReadOnlySpan<float> x, ReadOnlySpan<float> w,
         ReadOnlySpan<float> bias, Span<float> y)
     {
-        p.Validate();
-        if (x.Length != p.InputElements || w.Length != p.WeightElements || y.Length != p.OutputElements
-            || (p.HasBias != 0 && bias.Length != p.COut))
-            throw new ArgumentException(
-                $"conv2d: buffer sizes x={x.Length} w={w.Length} bias={bias.Length} y={y.Length} do not match {p} " +
-                $"(expected x={p.InputElements} w={p.WeightElements} bias={(p.HasBias != 0 ? p.COut : 0)} y={p.OutputElements})");
-
+        Check(p, x, w.Length, bias, y);
         fixed (float* px = x, pw = w, pb = bias, py = y)
         {
             float* pBias = p.HasBias != 0 ? pb : null;
             if (p.CInPerGroup == 1) Depthwise(p, px, pw, pBias, py);
-            else Gemm(p, px, pw, pBias, py);
+            else
+            {
+                // Packed per call into a per-thread buffer; callers with constant weights use PackWeights once.
+                bool use512 = Sgemm.Use512;
+                float* a = Workspace.A(PackedFloats(p, use512));
+                PackGroups(p, pw, a, use512);
+                Gemm(p, px, a, use512, pBias, py);
+            }
         }
     }
 
-    private static void Gemm(in Conv2dParams p, float* x, float* w, float* bias, float* y)
+    /// <summary>
+    /// Convolution with weights packed once by <see cref="PackWeights"/>: no per-call weight packing.
+    /// </summary>
+    public static void Forward(in Conv2dParams p, ReadOnlySpan<float> x, Conv2dPackedWeights w,
+        ReadOnlySpan<float> bias, Span<float> y)
     {
-        int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW, spatial = p.OutH * p.OutW;
+        ArgumentNullException.ThrowIfNull(w);
+        Check(p, x, p.WeightElements, bias, y);
+        if (!w.Matches(p))
+            throw new ArgumentException($"conv2d: packed weights {w} (avx512={w.Use512}) do not fit {p} (avx512={Sgemm.Use512})");
+        fixed (float* px = x, pb = bias, py = y)
+        {
+            float* pBias = p.HasBias != 0 ? pb : null;
+            if (p.CInPerGroup == 1) Depthwise(p, px, w.Data, pBias, py);
+            else Gemm(p, px, w.Data, w.Use512, pBias, py);
+        }
+        GC.KeepAlive(w); // its finalizer must not free the packed memory while the kernels read it
+    }
+
+    /// <summary>Packs conv weights [COut, CIn/Groups, KH, KW] for repeated <see cref="Forward(in Conv2dParams, ReadOnlySpan{float}, Conv2dPackedWeights, ReadOnlySpan{float}, Span{float})"/> calls.</summary>
+    public static Conv2dPackedWeights PackWeights(in Conv2dParams p, ReadOnlySpan<float> w)
+    {
+        p.Validate();
+        if (w.Length != p.WeightElements)
+            throw new ArgumentException($"conv2d: weight buffer of {w.Length} floats does not match {p} (expected {p.WeightElements})");
         bool use512 = Sgemm.Use512;
+        var packed = new Conv2dPackedWeights(p, use512, p.CInPerGroup == 1 ? p.WeightElements : PackedFloats(p, use512));
+        fixed (float* pw = w)
+        {
+            if (p.CInPerGroup == 1) w.CopyTo(new Span<float>(packed.Data, w.Length));
+            else PackGroups(p, pw, packed.Data, use512);
+        }
+        return packed;
+    }
+
+    private static void Check(in Conv2dParams p, ReadOnlySpan<float> x, long wLength, ReadOnlySpan<float> bias, Span<float> y)
+    {
+        p.Validate();
+        if (x.Length != p.InputElements || wLength != p.WeightElements || y.Length != p.OutputElements
+            || (p.HasBias != 0 && bias.Length != p.COut))
+            throw new ArgumentException(
+                $"conv2d: buffer sizes x={x.Length} w={wLength} bias={bias.Length} y={y.Length} do not match {p} " +
+                $"(expected x={p.InputElements} w={p.WeightElements} bias={(p.HasBias != 0 ? p.COut : 0)} y={p.OutputElements})");
+    }
+
+    private static long PackedFloats(in Conv2dParams p, bool use512) =>
+        Sgemm.PackedASize(p.COutPerGroup, p.CInPerGroup * p.KH * p.KW, use512) * p.Groups;
+
+    private static void PackGroups(in Conv2dParams p, float* w, float* a, bool use512)
+    {
+        int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW;
         long groupA = Sgemm.PackedASize(cog, k, use512);
-        float* a = Workspace.A(groupA * p.Groups);
         for (int g = 0; g < p.Groups; g++)
             Sgemm.PackA(w + (long)g * cog * k, k, cog, k, a + g * groupA, use512);
+    }
+
+    private static void Gemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
+    {
+        int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW, spatial = p.OutH * p.OutW;
         var problem = new GemmProblem
         {
             Use512 = use512,

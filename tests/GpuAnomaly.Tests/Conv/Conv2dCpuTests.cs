@@ -136,6 +136,119 @@ public class Conv2dCpuTests
         }
     }
 
+    private static double[] Reference(in Conv2dParams p, float[] x, float[] w, float[] b)
+    {
+        var expected = new double[p.OutputElements];
+        Conv2dReference.Forward(p, x, w, b, expected);
+        return expected;
+    }
+
+    [Fact]
+    public void PackedWeightsReusedAcrossCallsWithDifferentInputs()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        for (int i = 0; i < 16; i++)
+        {
+            Sgemm.ForceVector256 = i % 4 == 3;
+            try
+            {
+                var p = i == 0 ? Conv2dParams.Create(2, 64, 9, 11, 70, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 0.1f) : RandomParams(rng);
+                var w = KernelLab.RandomFloats(rng, p.WeightElements);
+                using var packed = Conv2dCpu.PackWeights(p, w);
+                Assert.True(packed.Matches(p));
+                for (int call = 0; call < 3; call++)
+                {
+                    var x = KernelLab.RandomFloats(rng, p.InputElements);
+                    var b = p.HasBias != 0 ? KernelLab.RandomFloats(rng, p.COut) : [];
+                    var y = new float[p.OutputElements];
+                    KernelLab.Poison(y);
+                    Conv2dCpu.Forward(p, x, packed, b, y);
+                    KernelLab.AssertClose(y, Reference(p, x, w, b), Tolerance, $"seed {seed}, packed case {i} call {call} avx2={Sgemm.ForceVector256}: {p}");
+                }
+            }
+            finally { Sgemm.ForceVector256 = false; }
+        }
+    }
+
+    [Fact]
+    public void PackedWeightsRejectOtherShapesAndDisposal()
+    {
+        var p = Conv2dParams.Create(1, 8, 6, 7, 16, 3, 3, padding: 1, bias: false);
+        var x = new float[p.InputElements];
+        var y = new float[p.OutputElements];
+        var packed = Conv2dCpu.PackWeights(p, new float[p.WeightElements]);
+        var other = Conv2dParams.Create(1, 8, 6, 7, 24, 3, 3, padding: 1, bias: false);
+        Assert.False(packed.Matches(other));
+        Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(other, x, packed, [], new float[other.OutputElements]));
+        Assert.Throws<ArgumentException>(() => Conv2dCpu.PackWeights(p, new float[p.WeightElements - 1]));
+        if (Sgemm.Use512)
+        {
+            // Packed for the AVX-512 micro-kernel: the AVX2 one needs another layout.
+            Sgemm.ForceVector256 = true;
+            try { Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(p, x, packed, [], y)); }
+            finally { Sgemm.ForceVector256 = false; }
+        }
+        packed.Dispose();
+        Assert.True(packed.IsDisposed);
+        Assert.Throws<ObjectDisposedException>(() => Conv2dCpu.Forward(p, x, packed, [], y));
+    }
+
+    [Fact]
+    public void EngineCpuDevicePacksEachWeightTensorOnceAndSeesRewrites()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        using var device = new CpuDevice();
+        var p = Conv2dParams.Create(1, 24, 10, 13, 40, 3, 3, padding: 1, act: Activation.Relu);
+        var w = KernelLab.RandomFloats(rng, p.WeightElements);
+        var b = KernelLab.RandomFloats(rng, p.COut);
+        using var tw = device.FromHost(w, new Shape(p.COut, p.CInPerGroup, p.KH, p.KW));
+        using var tb = device.FromHost(b, new Shape(p.COut));
+        float[] Run(float[] x)
+        {
+            using var tx = device.FromHost(x, new Shape(p.N, p.CIn, p.H, p.W));
+            return KernelLab.RunOnDevice(device, p.OutputElements, () => tx, ty => device.Conv2d(p, tx, tw, tb, ty));
+        }
+        for (int call = 0; call < 3; call++)
+        {
+            var x = KernelLab.RandomFloats(rng, p.InputElements);
+            KernelLab.AssertClose(Run(x), Reference(p, x, w, b), Tolerance, $"seed {seed}, engine cached call {call}");
+        }
+        Assert.Equal(1, device.ConvWeightPacks);
+
+        // Rewritten weights in the same tensor are repacked, never served stale.
+        w = KernelLab.RandomFloats(rng, p.WeightElements);
+        tw.CopyFrom(w);
+        var x2 = KernelLab.RandomFloats(rng, p.InputElements);
+        KernelLab.AssertClose(Run(x2), Reference(p, x2, w, b), Tolerance, $"seed {seed}, engine after rewrite");
+        Assert.Equal(2, device.ConvWeightPacks);
+
+        // Two weight tensors in one memory block (different offsets), and one layer whose other shape fits the
+        // same elements: separate entries.
+        var w1 = KernelLab.RandomFloats(rng, p.WeightElements);
+        var w2 = KernelLab.RandomFloats(rng, p.WeightElements);
+        using var block = device.FromHost([.. w1, .. w2], new Shape(2 * (int)p.WeightElements));
+        var shape = new Shape(p.COut, p.CInPerGroup, p.KH, p.KW);
+        var t1 = block.Slice(0, shape, DType.F32);
+        var t2 = block.Slice(p.WeightElements * sizeof(float), shape, DType.F32);
+        var x3 = KernelLab.RandomFloats(rng, p.InputElements);
+        using var tx3 = device.FromHost(x3, new Shape(p.N, p.CIn, p.H, p.W));
+        for (int round = 0; round < 2; round++)
+        {
+            var y1 = KernelLab.RunOnDevice(device, p.OutputElements, () => tx3, ty => device.Conv2d(p, tx3, t1, tb, ty));
+            var y2 = KernelLab.RunOnDevice(device, p.OutputElements, () => tx3, ty => device.Conv2d(p, tx3, t2, tb, ty));
+            KernelLab.AssertClose(y1, Reference(p, x3, w1, b), Tolerance, $"seed {seed}, shared block slice 1");
+            KernelLab.AssertClose(y2, Reference(p, x3, w2, b), Tolerance, $"seed {seed}, shared block slice 2");
+        }
+        Assert.Equal(4, device.ConvWeightPacks);
+        var q = Conv2dParams.Create(1, 40, 10, 13, 24, 3, 3, padding: 1, bias: false); // [24, 40, 3, 3]: same element count
+        var xq = KernelLab.RandomFloats(rng, q.InputElements);
+        using var txq = device.FromHost(xq, new Shape(q.N, q.CIn, q.H, q.W));
+        var tq = tw.Reshape(new Shape(q.COut, q.CInPerGroup, q.KH, q.KW));
+        var yq = KernelLab.RunOnDevice(device, q.OutputElements, () => txq, ty => device.Conv2d(q, txq, tq, null, ty));
+        KernelLab.AssertClose(yq, Reference(q, xq, w, []), Tolerance, $"seed {seed}, same block, other shape");
+        Assert.Equal(5, device.ConvWeightPacks);
+    }
+
     [Fact]
     public void WrongBufferSizesThrow()
     {
