@@ -15,6 +15,13 @@ internal unsafe interface IPanelPacker
     /// panel q holds columns j0+q*NR.. at dst + q*kc*NR, row-major [kc, NR]; columns past nc are zero.
     /// </summary>
     void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr);
+
+    /// <summary>
+    /// B of (batch, group) as a row-major matrix the micro-kernel can read in place (row stride
+    /// <paramref name="ldb"/>), or null when it must be packed. Full NR-wide panels are then read directly,
+    /// saving the copy; the last partial panel is still packed.
+    /// </summary>
+    float* Direct(int batch, int group, out int ldb);
 }
 
 /// <summary>One GEMM (or a batch of them sharing a packed A per group): C[M, N] = act(A[M, K] * B[K, N] + bias[M]).</summary>
@@ -192,17 +199,21 @@ public static unsafe class Sgemm
         float* tile = stackalloc float[SgemmMicroKernels.Mr512 * SgemmMicroKernels.Nr512];
         float* tileBias = stackalloc float[SgemmMicroKernels.Mr512];
 
+        float* direct = packer.Direct(batch, g, out int ldDirect);
+        int directPanels = direct == null ? 0 : nc / nr;
         for (int k0 = 0; k0 < pr.K; k0 += kcMax)
         {
             int kc = Math.Min(kcMax, pr.K - k0);
-            packer.Pack(batch, g, k0, kc, j0, nc, bp, nr);
+            if (directPanels * nr < nc)
+                packer.Pack(batch, g, k0, kc, j0 + directPanels * nr, nc - directPanels * nr, bp, nr);
             bool first = k0 == 0, last = k0 + kc == pr.K;
             Activation act = last ? pr.Act : Activation.None;
             float* aBlock = aG + (long)k0 * mPad;
             for (int jp = 0; jp < ncPanels; jp++)
             {
-                float* bPanel = bp + (long)jp * kc * nr;
                 int col = j0 + jp * nr, cols = Math.Min(nr, pr.N - col);
+                float* bPanel = jp < directPanels ? direct + (long)k0 * ldDirect + col : bp + (long)(jp - directPanels) * kc * nr;
+                int ldb = jp < directPanels ? ldDirect : nr;
                 for (int ip = ip0; ip < ip1; ip++)
                 {
                     float* aPanel = aBlock + (long)ip * kc * mr;
@@ -211,7 +222,7 @@ public static unsafe class Sgemm
                     float* bias = first && biasG != null ? biasG + row : null;
                     if (rows == mr && cols == nr)
                     {
-                        Micro(use512, kc, aPanel, bPanel, cTile, ldc, !first, bias, act, pr.Slope);
+                        Micro(use512, kc, aPanel, bPanel, ldb, cTile, ldc, !first, bias, act, pr.Slope);
                         continue;
                     }
                     // Edge tile: compute the full MR x NR tile in a scratch buffer, copy the valid part.
@@ -223,7 +234,7 @@ public static unsafe class Sgemm
                     if (!first)
                         for (int r = 0; r < rows; r++)
                             new ReadOnlySpan<float>(cTile + (long)r * ldc, cols).CopyTo(new Span<float>(tile + r * nr, cols));
-                    Micro(use512, kc, aPanel, bPanel, tile, nr, !first, bias, act, pr.Slope);
+                    Micro(use512, kc, aPanel, bPanel, ldb, tile, nr, !first, bias, act, pr.Slope);
                     for (int r = 0; r < rows; r++)
                         new ReadOnlySpan<float>(tile + r * nr, cols).CopyTo(new Span<float>(cTile + (long)r * ldc, cols));
                 }
@@ -232,10 +243,10 @@ public static unsafe class Sgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Micro(bool use512, int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, Activation act, float slope)
+    private static void Micro(bool use512, int kc, float* a, float* b, int ldb, float* c, int ldc, bool load, float* bias, Activation act, float slope)
     {
-        if (use512) SgemmMicroKernels.Kernel8x32(kc, a, b, c, ldc, load, bias, act, slope);
-        else SgemmMicroKernels.Kernel6x16(kc, a, b, c, ldc, load, bias, act, slope);
+        if (use512) SgemmMicroKernels.Kernel8x32(kc, a, b, ldb, c, ldc, load, bias, act, slope);
+        else SgemmMicroKernels.Kernel6x16(kc, a, b, ldb, c, ldc, load, bias, act, slope);
     }
 
     /// <summary>B given as a row-major matrix.</summary>
@@ -243,6 +254,13 @@ public static unsafe class Sgemm
     {
         public float* B;
         public int Ldb;
+
+        /// <summary>Always packed: a large GEMM's B rows can be far apart (TLB misses, cache-set conflicts).</summary>
+        public readonly float* Direct(int batch, int group, out int ldb)
+        {
+            ldb = 0;
+            return null;
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr)

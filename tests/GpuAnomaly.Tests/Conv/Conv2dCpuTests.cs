@@ -83,6 +83,12 @@ public class Conv2dCpuTests
         { 2, 32, 15, 14, 64, 3, 1, 1, 4 },
         { 1, 16, 20, 45, 32, 3, 1, 1, 16 },
         { 2, 8, 9, 33, 8, 5, 1, 2, 8 },
+        // 1x1 stride 1 unpadded: B read in place (full panels) plus a packed tail panel, with groups and batches
+        { 2, 40, 12, 20, 24, 1, 1, 0, 2 },
+        { 1, 70, 8, 12, 33, 1, 1, 0, 1 },
+        { 3, 300, 5, 37, 21, 1, 1, 0, 3 },
+        // plane of 256 floats: packed (a multiple of 1 KB would thrash L1 sets)
+        { 2, 64, 16, 16, 40, 1, 1, 0, 1 },
     };
 
     [Theory]
