@@ -61,7 +61,7 @@ public static unsafe class Conv2dCpu
         if (w.Length != p.WeightElements)
             throw new ArgumentException($"conv2d: weight buffer of {w.Length} floats does not match {p} (expected {p.WeightElements})");
         bool use512 = Sgemm.Use512;
-        var packed = new Conv2dPackedWeights(p, use512, p.CInPerGroup == 1 ? p.WeightElements : PackedFloats(p, use512));
+        var packed = new Conv2dPackedWeights(p, use512, UsesPaddedInput(p), p.CInPerGroup == 1 ? p.WeightElements : PackedFloats(p, use512));
         fixed (float* pw = w)
         {
             if (p.CInPerGroup == 1) w.CopyTo(new Span<float>(packed.Data, w.Length));
@@ -83,16 +83,46 @@ public static unsafe class Conv2dCpu
     private static long PackedFloats(in Conv2dParams p, bool use512) =>
         Sgemm.PackedASize(p.COutPerGroup, p.CInPerGroup * p.KH * p.KW, use512) * p.Groups;
 
+    /// <summary>
+    /// Stride-1 layers with enough channels per group to fill a K block read B in place from a padded input
+    /// (<see cref="PaddedInputPacker"/>) instead of packing im2col panels: the copy costs as much as the
+    /// arithmetic when COut is small (64->64 3x3: 128 flops per packed float). Not worth it when the padded
+    /// width wastes over a quarter of the columns.
+    /// </summary>
+    internal static bool UsesPaddedInput(in Conv2dParams p) =>
+        p.StrideH == 1 && p.StrideW == 1 && p.KH * p.KW > 1 && p.CInPerGroup >= 32
+        && 4 * (p.KW - 1) * p.DilW <= p.OutW;
+
     private static void PackGroups(in Conv2dParams p, float* w, float* a, bool use512)
     {
-        int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW;
+        int cog = p.COutPerGroup, cig = p.CInPerGroup, taps = p.KH * p.KW, k = cig * taps;
         long groupA = Sgemm.PackedASize(cog, k, use512);
+        bool tapMajor = UsesPaddedInput(p);
+        float* reordered = tapMajor ? Workspace.Weights((long)cog * k) : null;
         for (int g = 0; g < p.Groups; g++)
-            Sgemm.PackA(w + (long)g * cog * k, k, cog, k, a + g * groupA, use512);
+        {
+            float* wg = w + (long)g * cog * k;
+            if (!tapMajor)
+            {
+                Sgemm.PackA(wg, k, cog, k, a + g * groupA, use512);
+                continue;
+            }
+            // [co][ci][tap] -> [co][tap][ci], the K order of the padded-input B.
+            for (int co = 0; co < cog; co++)
+            for (int ci = 0; ci < cig; ci++)
+            for (int t = 0; t < taps; t++)
+                reordered[(long)co * k + t * cig + ci] = wg[(long)co * k + ci * taps + t];
+            Sgemm.PackA(reordered, k, cog, k, a + g * groupA, use512, segment: cig);
+        }
     }
 
     private static void Gemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
     {
+        if (UsesPaddedInput(p))
+        {
+            PaddedGemm(p, x, a, use512, bias, y);
+            return;
+        }
         int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW, spatial = p.OutH * p.OutW;
         var problem = new GemmProblem
         {
@@ -103,6 +133,51 @@ public static unsafe class Conv2dCpu
             Bias = (nint)bias, Act = p.Act, Slope = p.Slope,
         };
         Sgemm.Run(problem, new Im2ColPacker { X = x, P = p });
+    }
+
+    private static void PaddedGemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
+    {
+        int hp = p.H + p.PadTop + p.PadBottom, wp = p.W + p.PadLeft + p.PadRight;
+        // Plane stride: an odd multiple of 16 floats, so the kc rows of a panel spread over the L1 sets.
+        int ps = (hp * wp + 15) / 16 * 16;
+        if (ps / 16 % 2 == 0) ps += 16;
+        long imageStride = (long)p.CIn * ps;
+        long slack = 64 + (long)(p.KW - 1) * p.DilW;
+        float* xp = Workspace.Input(p.N * imageStride + slack);
+        for (long plane = 0; plane < (long)p.N * p.CIn; plane++)
+        {
+            float* src = x + plane * p.H * p.W, dst = xp + plane * ps;
+            new Span<float>(dst, p.PadTop * wp).Clear();
+            float* row = dst + p.PadTop * wp;
+            for (int r = 0; r < p.H; r++, row += wp)
+            {
+                new Span<float>(row, p.PadLeft).Clear();
+                new ReadOnlySpan<float>(src + (long)r * p.W, p.W).CopyTo(new Span<float>(row + p.PadLeft, p.W));
+                new Span<float>(row + p.PadLeft + p.W, p.PadRight).Clear();
+            }
+            new Span<float>(row, p.PadBottom * wp + ps - hp * wp).Clear();
+        }
+        new Span<float>(xp + p.N * imageStride, (int)slack).Clear();
+
+        int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW, wide = p.OutH * wp, ow = p.OutW;
+        float* c = Workspace.Output((long)p.N * p.COut * wide);
+        var problem = new GemmProblem
+        {
+            Use512 = use512,
+            Batches = p.N, Groups = p.Groups, M = cog, N = wide, K = k, KSegment = p.CInPerGroup,
+            APacked = (nint)a,
+            C = (nint)c, CBatchStride = (long)p.COut * wide, CGroupStride = (long)cog * wide, Ldc = wide,
+            Bias = (nint)bias, Act = p.Act, Slope = p.Slope,
+        };
+        Sgemm.Run(problem, new PaddedInputPacker
+        {
+            XPad = xp, ImageStride = imageStride, PlaneStride = ps, Cig = p.CInPerGroup, Wp = wp,
+            KW = p.KW, DilH = p.DilH, DilW = p.DilW,
+        });
+        // Drop the columns past OutW of every output row.
+        long rows = (long)p.N * p.COut * p.OutH;
+        for (long r = 0; r < rows; r++)
+            new ReadOnlySpan<float>(c + r * wp, ow).CopyTo(new Span<float>(y + r * ow, ow));
     }
 
     /// <summary>One input channel per group: each output plane is a sum of KH*KW shifted, scaled input rows.</summary>

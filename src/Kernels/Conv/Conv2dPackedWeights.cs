@@ -15,8 +15,9 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
 {
     private float* _data;
 
-    internal Conv2dPackedWeights(in Conv2dParams p, bool use512, long floats)
+    internal Conv2dPackedWeights(in Conv2dParams p, bool use512, bool tapMajor, long floats)
     {
+        TapMajor = tapMajor;
         COut = p.COut; CInPerGroup = p.CInPerGroup; KH = p.KH; KW = p.KW; Groups = p.Groups;
         Use512 = use512;
         Floats = floats;
@@ -34,6 +35,8 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
     /// <summary>The micro-kernel the layout is for (AVX-512 8-row or AVX2 6-row panels).</summary>
     internal bool Use512 { get; }
     internal long Floats { get; }
+    /// <summary>K ordered (tap, channel) for the padded-input path, else (channel, tap); it depends on stride and size.</summary>
+    internal bool TapMajor { get; }
     public bool IsDisposed => _data == null;
 
     internal float* Data
@@ -48,7 +51,7 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
     /// <summary>Whether these weights serve a convolution with parameters <paramref name="p"/> on this machine now.</summary>
     public bool Matches(in Conv2dParams p) =>
         p.COut == COut && p.CInPerGroup == CInPerGroup && p.KH == KH && p.KW == KW && p.Groups == Groups
-        && (CInPerGroup == 1 || Use512 == Sgemm.Use512);
+        && (CInPerGroup == 1 || (Use512 == Sgemm.Use512 && TapMajor == Conv2dCpu.UsesPaddedInput(p)));
 
     public void Dispose()
     {

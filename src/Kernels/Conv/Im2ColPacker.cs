@@ -18,13 +18,14 @@ internal unsafe struct Im2ColPacker : IPanelPacker
     /// Read in place unless the plane stride is a multiple of 1 KB, where the kc rows of a panel would fall into
     /// a few L1 sets and evict each other.
     /// </summary>
-    public readonly float* Direct(int batch, int group, out int ldb)
+    public readonly float* Direct(int batch, int group, int k0, out int ldb, out bool wholePanels)
     {
         ldb = P.H * P.W;
+        wholePanels = false;
         if (P.KH != 1 || P.KW != 1 || P.StrideH != 1 || P.StrideW != 1
             || P.PadTop != 0 || P.PadLeft != 0 || P.PadBottom != 0 || P.PadRight != 0 || ldb % 256 == 0)
             return null;
-        return X + ((long)batch * P.CIn + (long)group * P.CInPerGroup) * ldb;
+        return X + ((long)batch * P.CIn + (long)group * P.CInPerGroup + k0) * ldb;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -17,17 +17,23 @@ internal unsafe interface IPanelPacker
     void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr);
 
     /// <summary>
-    /// B of (batch, group) as a row-major matrix the micro-kernel can read in place (row stride
-    /// <paramref name="ldb"/>), or null when it must be packed. Full NR-wide panels are then read directly,
-    /// saving the copy; the last partial panel is still packed.
+    /// Row k0 of B of (batch, group), when rows k0..k0+kc of this K block can be read in place with row stride
+    /// <paramref name="ldb"/>; null when B must be packed. Full NR-wide panels are then read directly, saving
+    /// the copy; the last partial panel is still packed, unless <paramref name="wholePanels"/> says reading
+    /// past column N is safe (its results are discarded).
     /// </summary>
-    float* Direct(int batch, int group, out int ldb);
+    float* Direct(int batch, int group, int k0, out int ldb, out bool wholePanels);
 }
 
 /// <summary>One GEMM (or a batch of them sharing a packed A per group): C[M, N] = act(A[M, K] * B[K, N] + bias[M]).</summary>
 internal struct GemmProblem
 {
     public int Batches, Groups, M, N, K;
+    /// <summary>
+    /// K blocks never straddle a multiple of KSegment (0: K). A convolution read in place from its padded input
+    /// has one segment per filter tap: within a tap, B rows are input channels at a constant stride.
+    /// </summary>
+    public int KSegment;
     /// <summary>Which micro-kernel (AVX-512 8x32 or AVX2 6x16), fixed once per call: the packing depends on it.</summary>
     public bool Use512;
     /// <summary>A of every group, packed by <see cref="Sgemm.PackA"/> at group * <see cref="Sgemm.PackedASize"/>.</summary>
@@ -90,6 +96,9 @@ public static unsafe class Sgemm
         }
     }
 
+    /// <summary>The width of the K block starting at k0: blocks of kcMax, cut at segment ends.</summary>
+    internal static int KcAt(int k0, int k, int segment, int kcMax) => Math.Min(kcMax, Math.Min(k, (k0 / segment + 1) * segment) - k0);
+
     internal static int KBlock(int k) => (k + (k + KcMax - 1) / KcMax - 1) / ((k + KcMax - 1) / KcMax);
 
     internal static long PackedASize(int m, int k, bool use512) => (long)(m + Mr(use512) - 1) / Mr(use512) * Mr(use512) * k;
@@ -99,12 +108,13 @@ public static unsafe class Sgemm
     /// dst + k0 * mPad, and inside it MR-row panel i at i * kc * MR, stored [kc, MR]; rows past m are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackA(float* a, int lda, int m, int k, float* dst, bool use512)
+    internal static void PackA(float* a, int lda, int m, int k, float* dst, bool use512, int segment = 0)
     {
-        int mr = Mr(use512), kcMax = KBlock(k), mPad = (m + mr - 1) / mr * mr;
-        for (int k0 = 0; k0 < k; k0 += kcMax)
+        if (segment <= 0) segment = k;
+        int mr = Mr(use512), kcMax = KBlock(segment), mPad = (m + mr - 1) / mr * mr;
+        for (int k0 = 0, kc; k0 < k; k0 += kc)
         {
-            int kc = Math.Min(kcMax, k - k0);
+            kc = KcAt(k0, k, segment, kcMax);
             float* block = dst + (long)k0 * mPad;
             for (int i0 = 0; i0 < mPad; i0 += mr)
             {
@@ -189,7 +199,8 @@ public static unsafe class Sgemm
         int mPanels = (pr.M + mr - 1) / mr, mPad = mPanels * mr;
         int ip0 = mb * lay.McPanels, ip1 = Math.Min(mPanels, ip0 + lay.McPanels);
         if (nc <= 0 || ip0 >= ip1) return;
-        int kcMax = KBlock(pr.K);
+        int segment = pr.KSegment > 0 ? pr.KSegment : pr.K;
+        int kcMax = KBlock(segment);
         int ncPanels = (nc + nr - 1) / nr;
         float* bp = Workspace.B((long)kcMax * ncPanels * nr);
         float* aG = (float*)pr.APacked + (long)g * PackedASize(pr.M, pr.K, use512);
@@ -199,11 +210,11 @@ public static unsafe class Sgemm
         float* tile = stackalloc float[SgemmMicroKernels.Mr512 * SgemmMicroKernels.Nr512];
         float* tileBias = stackalloc float[SgemmMicroKernels.Mr512];
 
-        float* direct = packer.Direct(batch, g, out int ldDirect);
-        int directPanels = direct == null ? 0 : nc / nr;
-        for (int k0 = 0; k0 < pr.K; k0 += kcMax)
+        for (int k0 = 0, kc; k0 < pr.K; k0 += kc)
         {
-            int kc = Math.Min(kcMax, pr.K - k0);
+            kc = KcAt(k0, pr.K, segment, kcMax);
+            float* direct = packer.Direct(batch, g, k0, out int ldDirect, out bool wholePanels);
+            int directPanels = direct == null ? 0 : wholePanels ? ncPanels : nc / nr;
             if (directPanels * nr < nc)
                 packer.Pack(batch, g, k0, kc, j0 + directPanels * nr, nc - directPanels * nr, bp, nr);
             bool first = k0 == 0, last = k0 + kc == pr.K;
@@ -212,7 +223,7 @@ public static unsafe class Sgemm
             for (int jp = 0; jp < ncPanels; jp++)
             {
                 int col = j0 + jp * nr, cols = Math.Min(nr, pr.N - col);
-                float* bPanel = jp < directPanels ? direct + (long)k0 * ldDirect + col : bp + (long)(jp - directPanels) * kc * nr;
+                float* bPanel = jp < directPanels ? direct + col : bp + (long)(jp - directPanels) * kc * nr;
                 int ldb = jp < directPanels ? ldDirect : nr;
                 for (int ip = ip0; ip < ip1; ip++)
                 {
@@ -256,9 +267,10 @@ public static unsafe class Sgemm
         public int Ldb;
 
         /// <summary>Always packed: a large GEMM's B rows can be far apart (TLB misses, cache-set conflicts).</summary>
-        public readonly float* Direct(int batch, int group, out int ldb)
+        public readonly float* Direct(int batch, int group, int k0, out int ldb, out bool wholePanels)
         {
             ldb = 0;
+            wholePanels = false;
             return null;
         }
 
@@ -291,11 +303,18 @@ internal static unsafe class Workspace
     [ThreadStatic] private static float[]? t_a;
     [ThreadStatic] private static float[]? t_b;
     [ThreadStatic] private static float[]? t_plane;
+    [ThreadStatic] private static float[]? t_input;
+    [ThreadStatic] private static float[]? t_output;
+    [ThreadStatic] private static float[]? t_weights;
 
     public static float* A(long floats) => Get(ref t_a, floats);
     public static float* B(long floats) => Get(ref t_b, floats);
     /// <summary>A padded input plane (depthwise convolution).</summary>
     public static float* Plane(long floats) => Get(ref t_plane, floats);
+    /// <summary>A zero-padded copy of a convolution's input, its wide output, its reordered weights.</summary>
+    public static float* Input(long floats) => Get(ref t_input, floats);
+    public static float* Output(long floats) => Get(ref t_output, floats);
+    public static float* Weights(long floats) => Get(ref t_weights, floats);
 
     private static float* Get(ref float[]? buffer, long floats)
     {

@@ -101,6 +101,37 @@ public class Conv2dCpuTests
     }
 
     [Fact]
+    public void PaddedInputPathMatchesReference()
+    {
+        // Stride 1, >= 32 channels per group: B read in place from the padded input, K in (tap, channel) order.
+        var rng = KernelLab.NewRng(out int seed);
+        var cases = new[]
+        {
+            Conv2dParams.Create(2, 37, 9, 21, 19, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 0.1f),
+            Conv2dParams.Create(1, 150, 7, 20, 40, 5, 5, padding: 2),
+            Conv2dParams.Create(1, 64, 13, 30, 24, 3, 3, dilation: 2, bias: false, act: Activation.Relu),
+            Conv2dParams.Create(3, 96, 6, 33, 18, 2, 4, groups: 3),
+            Conv2dParams.Create(1, 32, 16, 16, 8, 3, 3, padding: 3),
+        };
+        cases[4].PadTop = 0; cases[4].PadRight = 1;
+        for (int i = 0; i < cases.Length; i++)
+        {
+            Assert.True(Conv2dCpu.UsesPaddedInput(cases[i]), cases[i].ToString());
+            Sgemm.ForceVector256 = i == 1;
+            try
+            {
+                Check(cases[i], rng, seed, $"padded input case {i}");
+                var w = KernelLab.RandomFloats(rng, cases[i].WeightElements);
+                using var packed = Conv2dCpu.PackWeights(cases[i], w);
+                var strided = cases[i];
+                strided.StrideW = 2; // same weight shape, other K order: the packed weights refuse it
+                if (strided.OutW > 0) Assert.False(packed.Matches(strided));
+            }
+            finally { Sgemm.ForceVector256 = false; }
+        }
+    }
+
+    [Fact]
     public void AsymmetricPaddingAndEveryActivation()
     {
         var rng = KernelLab.NewRng(out int seed);
