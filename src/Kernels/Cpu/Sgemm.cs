@@ -61,6 +61,8 @@ public static unsafe class Sgemm
     private const int NcMax = 384;
     /// <summary>Below this many flops threads cost more than they save.</summary>
     private const double ParallelFlops = 1e6;
+    /// <summary>What one more task costs (scheduling, pipeline ramp), in flops: a few microseconds.</summary>
+    private const double TaskOverheadFlops = 0.3e6;
 
     /// <summary>Tests set this to exercise the AVX2 micro-kernel on an AVX-512 machine.</summary>
     internal static bool ForceVector256;
@@ -148,6 +150,20 @@ public static unsafe class Sgemm
         int threads = flops < ParallelFlops ? 1 : Environment.ProcessorCount;
         // Enough tasks to balance the cores: first split N finer, then M.
         int target = threads == 1 ? 1 : 4 * threads;
+        if (threads > 1 && bg * nPanels >= 2 * threads)
+        {
+            // Enough column panels: split N only (B is then packed or read once), into blocks whose count lets
+            // the cores finish together. Cost = the busiest core's panels (tasks are taken dynamically, so
+            // ceil(tasks / threads) tasks of the largest block) plus a per-task overhead; equal blocks win.
+            double panelFlops = 2.0 * pr.M * nr * pr.K, best = double.MaxValue;
+            for (int ncp = Math.Min(nPanels, NcMax / nr); ncp >= 1; ncp--)
+            {
+                int nb = (nPanels + ncp - 1) / ncp, perThread = (bg * nb + threads - 1) / threads;
+                double cost = perThread * (ncp * panelFlops + TaskOverheadFlops);
+                if (cost < best) (best, ncPanels, nBlocks) = (cost, ncp, nb);
+            }
+            target = 0;
+        }
         if (bg * nBlocks < target)
         {
             nBlocks = Math.Min(nPanels, (target + bg - 1) / bg);
@@ -162,7 +178,7 @@ public static unsafe class Sgemm
             mBlocks = (mPanels + mcPanels - 1) / mcPanels;
         }
         // A few tasks that do not divide evenly among the cores leave one idle at the end: round up.
-        if (threads > 1 && bg * nBlocks * mBlocks < 8 * threads)
+        if (threads > 1 && target > 0 && bg * nBlocks * mBlocks < 8 * threads)
             for (int nb = nBlocks + 1; nb <= Math.Min(nPanels, 2 * nBlocks) && bg * nBlocks * mBlocks % threads != 0; nb++)
             {
                 int ncp = (nPanels + nb - 1) / nb;
