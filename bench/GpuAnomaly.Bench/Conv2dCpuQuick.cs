@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GpuAnomaly.Engine;
 using GpuAnomaly.Kernels.Conv;
 
 namespace GpuAnomaly.Bench;
@@ -9,6 +10,8 @@ namespace GpuAnomaly.Bench;
 /// </summary>
 internal static class Conv2dCpuQuick
 {
+    private static readonly CpuDevice Device = new();
+
     private static void Time(string name, Conv2dParams p, int reps, Action forward)
     {
         // Warm up for half a second so that tiered compilation has settled.
@@ -41,6 +44,12 @@ internal static class Conv2dCpuQuick
             // "span": weights packed on every call; "packed": packed once (Conv2dCpu.PackWeights), as the engine does.
             Time(name + " span", p, reps, () => Conv2dCpu.Forward(p, x, w, b, y));
             Time(name, p, reps, () => Conv2dCpu.Forward(p, x, packed, b, y));
+            // "engine": CpuDevice.Conv2d, packed weights cached per weight tensor (plus the check that they are unchanged).
+            using var tx = Device.FromHost(x, new Shape(p.N, p.CIn, p.H, p.W));
+            using var tw = Device.FromHost(w, new Shape(p.COut, p.CInPerGroup, p.KH, p.KW));
+            using var tb = Device.FromHost(b, new Shape(p.COut));
+            using var ty = Device.Allocate(new Shape(p.N, p.COut, p.OutH, p.OutW));
+            Time(name + " engine", p, reps, () => Device.Conv2d(p, tx, tw, tb, ty));
         }
         foreach (var (m, n, k) in new[] { (256, 1024, 3200), (512, 512, 512) })
         {

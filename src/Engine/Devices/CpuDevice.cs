@@ -70,7 +70,8 @@ public sealed class CpuDevice : Device
             foreach (var e in entries)
             {
                 if (e.ByteOffset != w.ByteOffset || !e.Packed.Matches(p) || e.Source.Length != span.Length) continue;
-                if (span.SequenceEqual(e.Source)) return e.Packed;
+                // Bytewise: a vectorized memcmp (float's SequenceEqual is a scalar loop, and NaN != NaN).
+                if (MemoryMarshal.AsBytes(span).SequenceEqual(MemoryMarshal.AsBytes(e.Source.AsSpan()))) return e.Packed;
                 // Rewritten weights: repack. The old packed copy is left to its finalizer, since another
                 // thread may still be running a convolution with it.
                 e.Packed = Conv2dCpu.PackWeights(p, span);
