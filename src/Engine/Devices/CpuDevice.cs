@@ -46,10 +46,17 @@ public sealed class CpuDevice : Device
     /// Conv weights packed once per weight tensor (a graph's weights are constants: packing them on every call
     /// cost up to ~25% of a 5x5 layer). Keyed weakly by the tensor's memory block, so an entry lives as long
     /// as the block object does, plus its byte offset (several tensors may share a block). Safe if the weights
-    /// change: each call compares the tensor's contents with the copy taken when it was packed (a sequential,
+    /// change (unless <see cref="AssumeConstantWeights"/>): each call compares the tensor's contents with the copy taken when it was packed (a sequential,
     /// vectorized compare, ~2-3% of the convolution) and repacks on any difference, so stale weights are never used.
     /// </summary>
     private readonly ConditionalWeakTable<DeviceMemory, List<PackedConvWeights>> _packedWeights = new();
+
+    /// <summary>
+    /// Skip the per-call check that cached conv weights are unchanged (it reads the weights and their copy:
+    /// ~1% of a 3x3 layer, up to ~10% of a 5x5 128->256 layer when they have left the cache). Set it only
+    /// when no conv weight tensor is rewritten after its first use, as for a graph's constants.
+    /// </summary>
+    public bool AssumeConstantWeights { get; set; }
 
     /// <summary>How many times conv weights were packed (cache misses): a diagnostic, read by tests.</summary>
     public int ConvWeightPacks { get; private set; }
@@ -70,6 +77,7 @@ public sealed class CpuDevice : Device
             foreach (var e in entries)
             {
                 if (e.ByteOffset != w.ByteOffset || !e.Packed.Matches(p) || e.Source.Length != span.Length) continue;
+                if (AssumeConstantWeights) return e.Packed;
                 // Bytewise: a vectorized memcmp (float's SequenceEqual is a scalar loop, and NaN != NaN).
                 if (MemoryMarshal.AsBytes(span).SequenceEqual(MemoryMarshal.AsBytes(e.Source.AsSpan()))) return e.Packed;
                 // Rewritten weights: repack. The old packed copy is left to its finalizer, since another

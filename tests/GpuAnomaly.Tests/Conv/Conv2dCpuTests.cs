@@ -284,6 +284,13 @@ public class Conv2dCpuTests
         var yq = KernelLab.RunOnDevice(device, q.OutputElements, () => txq, ty => device.Conv2d(q, txq, tq, null, ty));
         KernelLab.AssertClose(yq, Reference(q, xq, w, []), Tolerance, $"seed {seed}, same block, other shape");
         Assert.Equal(5, device.ConvWeightPacks);
+
+        // With AssumeConstantWeights the check is skipped: a rewrite is (by contract) not seen.
+        device.AssumeConstantWeights = true;
+        var before = Run(x2);
+        tw.CopyFrom(KernelLab.RandomFloats(rng, p.WeightElements));
+        Assert.Equal(before, Run(x2));
+        Assert.Equal(5, device.ConvWeightPacks);
     }
 
     [Fact]
