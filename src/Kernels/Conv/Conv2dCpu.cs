@@ -8,7 +8,9 @@ namespace GpuAnomaly.Kernels.Conv;
 /// <summary>
 /// Conv2d for the `cpu` device: managed SIMD, multi-threaded. Per (image, group) the convolution is the GEMM
 /// Y[COut/g, OutH*OutW] = W[COut/g, CIn/g*KH*KW] * im2col(X); <see cref="Sgemm"/> runs it with the im2col
-/// matrix packed on the fly (<see cref="Im2ColPacker"/>) and bias + activation fused into the micro-kernel.
+/// matrix packed on the fly (<see cref="Im2ColPacker"/>) and bias + activation fused into the micro-kernel;
+/// stride-1 layers with many channels read B in place from a padded input instead (<see cref="PaddedInputPacker"/>),
+/// 1x1 layers straight from x. Weights given as constants are packed once (<see cref="PackWeights"/>).
 /// Convolutions with one input channel per group (depthwise) have no reduction worth a GEMM and run as a
 /// direct vectorized loop instead.
 /// </summary>
