@@ -137,6 +137,12 @@ public static unsafe class Conv2dCpu
         Sgemm.Run(problem, new Im2ColPacker { X = x, P = p });
     }
 
+    /// <summary>
+    /// Padded-input and wide-output buffers are kept per thread: run big batches a few images at a time
+    /// (tests lower it to exercise the chunking; only speed depends on it).
+    /// </summary>
+    internal static long PaddedChunkFloats = 1L << 24;
+
     private static void PaddedGemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
     {
         int hp = p.H + p.PadTop + p.PadBottom, wp = p.W + p.PadLeft + p.PadRight;
@@ -145,41 +151,49 @@ public static unsafe class Conv2dCpu
         if (ps / 16 % 2 == 0) ps += 16;
         long imageStride = (long)p.CIn * ps;
         long slack = 64 + (long)(p.KW - 1) * p.DilW;
-        float* xp = Workspace.Input(p.N * imageStride + slack);
-        for (long plane = 0; plane < (long)p.N * p.CIn; plane++)
-        {
-            float* src = x + plane * p.H * p.W, dst = xp + plane * ps;
-            new Span<float>(dst, p.PadTop * wp).Clear();
-            float* row = dst + p.PadTop * wp;
-            for (int r = 0; r < p.H; r++, row += wp)
-            {
-                new Span<float>(row, p.PadLeft).Clear();
-                new ReadOnlySpan<float>(src + (long)r * p.W, p.W).CopyTo(new Span<float>(row + p.PadLeft, p.W));
-                new Span<float>(row + p.PadLeft + p.W, p.PadRight).Clear();
-            }
-            new Span<float>(row, p.PadBottom * wp + ps - hp * wp).Clear();
-        }
-        new Span<float>(xp + p.N * imageStride, (int)slack).Clear();
-
         int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW, wide = p.OutH * wp, ow = p.OutW;
-        float* c = Workspace.Output((long)p.N * p.COut * wide);
-        var problem = new GemmProblem
+        long wideImage = (long)p.COut * wide;
+        int chunk = (int)Math.Clamp(PaddedChunkFloats / Math.Max(imageStride, wideImage), 1, p.N);
+        float* xp = Workspace.Input(chunk * imageStride + slack);
+        float* c = Workspace.Output(chunk * wideImage);
+        for (int n0 = 0; n0 < p.N; n0 += chunk)
         {
-            Use512 = use512,
-            Batches = p.N, Groups = p.Groups, M = cog, N = wide, K = k, KSegment = p.CInPerGroup,
-            APacked = (nint)a,
-            C = (nint)c, CBatchStride = (long)p.COut * wide, CGroupStride = (long)cog * wide, Ldc = wide,
-            Bias = (nint)bias, Act = p.Act, Slope = p.Slope,
-        };
-        Sgemm.Run(problem, new PaddedInputPacker
-        {
-            XPad = xp, ImageStride = imageStride, PlaneStride = ps, Cig = p.CInPerGroup, Wp = wp,
-            KW = p.KW, DilH = p.DilH, DilW = p.DilW,
-        });
-        // Drop the columns past OutW of every output row.
-        long rows = (long)p.N * p.COut * p.OutH;
-        for (long r = 0; r < rows; r++)
-            new ReadOnlySpan<float>(c + r * wp, ow).CopyTo(new Span<float>(y + r * ow, ow));
+            int nb = Math.Min(chunk, p.N - n0);
+            float* xChunk = x + (long)n0 * p.CIn * p.H * p.W;
+            for (long plane = 0; plane < (long)nb * p.CIn; plane++)
+            {
+                float* src = xChunk + plane * p.H * p.W, dst = xp + plane * ps;
+                new Span<float>(dst, p.PadTop * wp).Clear();
+                float* row = dst + p.PadTop * wp;
+                for (int r = 0; r < p.H; r++, row += wp)
+                {
+                    new Span<float>(row, p.PadLeft).Clear();
+                    new ReadOnlySpan<float>(src + (long)r * p.W, p.W).CopyTo(new Span<float>(row + p.PadLeft, p.W));
+                    new Span<float>(row + p.PadLeft + p.W, p.PadRight).Clear();
+                }
+                new Span<float>(row, p.PadBottom * wp + ps - hp * wp).Clear();
+            }
+            new Span<float>(xp + nb * imageStride, (int)slack).Clear();
+
+            var problem = new GemmProblem
+            {
+                Use512 = use512,
+                Batches = nb, Groups = p.Groups, M = cog, N = wide, K = k, KSegment = p.CInPerGroup,
+                APacked = (nint)a,
+                C = (nint)c, CBatchStride = wideImage, CGroupStride = (long)cog * wide, Ldc = wide,
+                Bias = (nint)bias, Act = p.Act, Slope = p.Slope,
+            };
+            Sgemm.Run(problem, new PaddedInputPacker
+            {
+                XPad = xp, ImageStride = imageStride, PlaneStride = ps, Cig = p.CInPerGroup, Wp = wp,
+                KW = p.KW, DilH = p.DilH, DilW = p.DilW,
+            });
+            // Drop the columns past OutW of every output row.
+            long rows = (long)nb * p.COut * p.OutH;
+            float* yChunk = y + (long)n0 * p.COut * p.OutH * ow;
+            for (long r = 0; r < rows; r++)
+                new ReadOnlySpan<float>(c + r * wp, ow).CopyTo(new Span<float>(yChunk + r * ow, ow));
+        }
     }
 
     /// <summary>One input channel per group: each output plane is a sum of KH*KW shifted, scaled input rows.</summary>

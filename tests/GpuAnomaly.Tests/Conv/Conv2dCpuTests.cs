@@ -112,12 +112,14 @@ public class Conv2dCpuTests
             Conv2dParams.Create(1, 64, 13, 30, 24, 3, 3, dilation: 2, bias: false, act: Activation.Relu),
             Conv2dParams.Create(3, 96, 6, 33, 18, 2, 4, groups: 3),
             Conv2dParams.Create(1, 32, 16, 16, 8, 3, 3, padding: 3),
+            Conv2dParams.Create(3, 40, 7, 9, 12, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 0.2f),
         };
         cases[4].PadTop = 0; cases[4].PadRight = 1;
         for (int i = 0; i < cases.Length; i++)
         {
             Assert.True(Conv2dCpu.UsesPaddedInput(cases[i]), cases[i].ToString());
             Sgemm.ForceVector256 = i == 1;
+            if (i == 5) Conv2dCpu.PaddedChunkFloats = 1; // one image at a time
             try
             {
                 Check(cases[i], rng, seed, $"padded input case {i}");
@@ -127,7 +129,11 @@ public class Conv2dCpuTests
                 strided.StrideW = 2; // same weight shape, other K order: the packed weights refuse it
                 if (strided.OutW > 0) Assert.False(packed.Matches(strided));
             }
-            finally { Sgemm.ForceVector256 = false; }
+            finally
+            {
+                Sgemm.ForceVector256 = false;
+                Conv2dCpu.PaddedChunkFloats = 1L << 24;
+            }
         }
     }
 
