@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GpuAnomaly.Engine;
 using GpuAnomaly.Kernels.Conv;
 
 namespace GpuAnomaly.Bench;
@@ -9,6 +10,26 @@ namespace GpuAnomaly.Bench;
 /// </summary>
 internal static class Conv2dCpuQuick
 {
+    private static readonly CpuDevice Device = new();
+    private static readonly CpuDevice TrustingDevice = new() { AssumeConstantWeights = true };
+
+    private static void Time(string name, Conv2dParams p, int reps, Action forward)
+    {
+        // Warm up for half a second so that tiered compilation has settled.
+        long w0 = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) forward();
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            forward();
+            times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        double ms = times[reps / 2];
+        Console.WriteLine($"{name,-24} {ms,9:F3} ms {p.Flops / ms / 1e6,8:F1} GFLOP/s   (min {times[0]:F3} ms {p.Flops / times[0] / 1e6:F1} GFLOP/s)");
+    }
+
     public static void Run(string[] args)
     {
         int reps = args.Length > 0 ? int.Parse(args[0]) : 30;
@@ -20,19 +41,20 @@ internal static class Conv2dCpuQuick
             var w = Conv2dBench.Random(rng, p.WeightElements);
             var b = Conv2dBench.Random(rng, p.COut);
             var y = new float[p.OutputElements];
-            // Warm up for half a second so that tiered compilation has settled.
-            long w0 = Stopwatch.GetTimestamp();
-            while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) Conv2dCpu.Forward(p, x, w, b, y);
-            var times = new double[reps];
-            for (int i = 0; i < reps; i++)
+            using var packed = Conv2dCpu.PackWeights(p, w);
+            // "span": weights packed on every call; "packed": packed once (Conv2dCpu.PackWeights), as the engine does.
+            Time(name + " span", p, reps, () => Conv2dCpu.Forward(p, x, w, b, y));
+            Time(name, p, reps, () => Conv2dCpu.Forward(p, x, packed, b, y));
+            // "engine": CpuDevice.Conv2d, packed weights cached per weight tensor (plus the check that they are
+            // unchanged); "engine-const": the same with AssumeConstantWeights (no check).
+            foreach (var (device, suffix) in new[] { (Device, " engine"), (TrustingDevice, " engine-const") })
             {
-                long t0 = Stopwatch.GetTimestamp();
-                Conv2dCpu.Forward(p, x, w, b, y);
-                times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                using var tx = device.FromHost(x, new Shape(p.N, p.CIn, p.H, p.W));
+                using var tw = device.FromHost(w, new Shape(p.COut, p.CInPerGroup, p.KH, p.KW));
+                using var tb = device.FromHost(b, new Shape(p.COut));
+                using var ty = device.Allocate(new Shape(p.N, p.COut, p.OutH, p.OutW));
+                Time(name + suffix, p, reps, () => device.Conv2d(p, tx, tw, tb, ty));
             }
-            Array.Sort(times);
-            double ms = times[reps / 2];
-            Console.WriteLine($"{name,-24} {ms,9:F3} ms {p.Flops / ms / 1e6,8:F1} GFLOP/s   (min {times[0]:F3} ms {p.Flops / times[0] / 1e6:F1} GFLOP/s)");
         }
         foreach (var (m, n, k) in new[] { (256, 1024, 3200), (512, 512, 512) })
         {

@@ -8,7 +8,9 @@ namespace GpuAnomaly.Kernels.Conv;
 /// <summary>
 /// Conv2d for the `cpu` device: managed SIMD, multi-threaded. Per (image, group) the convolution is the GEMM
 /// Y[COut/g, OutH*OutW] = W[COut/g, CIn/g*KH*KW] * im2col(X); <see cref="Sgemm"/> runs it with the im2col
-/// matrix packed on the fly (<see cref="Im2ColPacker"/>) and bias + activation fused into the micro-kernel.
+/// matrix packed on the fly (<see cref="Im2ColPacker"/>) and bias + activation fused into the micro-kernel;
+/// stride-1 layers with many channels read B in place from a padded input instead (<see cref="PaddedInputPacker"/>),
+/// 1x1 layers straight from x. Weights given as constants are packed once (<see cref="PackWeights"/>).
 /// Convolutions with one input channel per group (depthwise) have no reduction worth a GEMM and run as a
 /// direct vectorized loop instead.
 /// </summary>
@@ -19,29 +21,111 @@ public static unsafe class Conv2dCpu
     public static void Forward(in Conv2dParams p, ReadOnlySpan<float> x, ReadOnlySpan<float> w,
         ReadOnlySpan<float> bias, Span<float> y)
     {
-        p.Validate();
-        if (x.Length != p.InputElements || w.Length != p.WeightElements || y.Length != p.OutputElements
-            || (p.HasBias != 0 && bias.Length != p.COut))
-            throw new ArgumentException(
-                $"conv2d: buffer sizes x={x.Length} w={w.Length} bias={bias.Length} y={y.Length} do not match {p} " +
-                $"(expected x={p.InputElements} w={p.WeightElements} bias={(p.HasBias != 0 ? p.COut : 0)} y={p.OutputElements})");
-
+        Check(p, x, w.Length, bias, y);
         fixed (float* px = x, pw = w, pb = bias, py = y)
         {
             float* pBias = p.HasBias != 0 ? pb : null;
             if (p.CInPerGroup == 1) Depthwise(p, px, pw, pBias, py);
-            else Gemm(p, px, pw, pBias, py);
+            else
+            {
+                // Packed per call into a per-thread buffer; callers with constant weights use PackWeights once.
+                bool use512 = Sgemm.Use512;
+                float* a = Workspace.A(PackedFloats(p, use512));
+                PackGroups(p, pw, a, use512);
+                Gemm(p, px, a, use512, pBias, py);
+            }
         }
     }
 
-    private static void Gemm(in Conv2dParams p, float* x, float* w, float* bias, float* y)
+    /// <summary>
+    /// Convolution with weights packed once by <see cref="PackWeights"/>: no per-call weight packing.
+    /// </summary>
+    public static void Forward(in Conv2dParams p, ReadOnlySpan<float> x, Conv2dPackedWeights w,
+        ReadOnlySpan<float> bias, Span<float> y)
     {
-        int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW, spatial = p.OutH * p.OutW;
+        ArgumentNullException.ThrowIfNull(w);
+        Check(p, x, p.WeightElements, bias, y);
+        if (!w.Matches(p))
+            throw new ArgumentException($"conv2d: packed weights {w} (avx512={w.Use512}) do not fit {p} (avx512={Sgemm.Use512})");
+        fixed (float* px = x, pb = bias, py = y)
+        {
+            float* pBias = p.HasBias != 0 ? pb : null;
+            if (p.CInPerGroup == 1) Depthwise(p, px, w.Data, pBias, py);
+            else Gemm(p, px, w.Data, w.Use512, pBias, py);
+        }
+        GC.KeepAlive(w); // its finalizer must not free the packed memory while the kernels read it
+    }
+
+    /// <summary>Packs conv weights [COut, CIn/Groups, KH, KW] for repeated <see cref="Forward(in Conv2dParams, ReadOnlySpan{float}, Conv2dPackedWeights, ReadOnlySpan{float}, Span{float})"/> calls.</summary>
+    public static Conv2dPackedWeights PackWeights(in Conv2dParams p, ReadOnlySpan<float> w)
+    {
+        p.Validate();
+        if (w.Length != p.WeightElements)
+            throw new ArgumentException($"conv2d: weight buffer of {w.Length} floats does not match {p} (expected {p.WeightElements})");
         bool use512 = Sgemm.Use512;
+        var packed = new Conv2dPackedWeights(p, use512, UsesPaddedInput(p), p.CInPerGroup == 1 ? p.WeightElements : PackedFloats(p, use512));
+        fixed (float* pw = w)
+        {
+            if (p.CInPerGroup == 1) w.CopyTo(new Span<float>(packed.Data, w.Length));
+            else PackGroups(p, pw, packed.Data, use512);
+        }
+        return packed;
+    }
+
+    private static void Check(in Conv2dParams p, ReadOnlySpan<float> x, long wLength, ReadOnlySpan<float> bias, Span<float> y)
+    {
+        p.Validate();
+        if (x.Length != p.InputElements || wLength != p.WeightElements || y.Length != p.OutputElements
+            || (p.HasBias != 0 && bias.Length != p.COut))
+            throw new ArgumentException(
+                $"conv2d: buffer sizes x={x.Length} w={wLength} bias={bias.Length} y={y.Length} do not match {p} " +
+                $"(expected x={p.InputElements} w={p.WeightElements} bias={(p.HasBias != 0 ? p.COut : 0)} y={p.OutputElements})");
+    }
+
+    private static long PackedFloats(in Conv2dParams p, bool use512) =>
+        Sgemm.PackedASize(p.COutPerGroup, p.CInPerGroup * p.KH * p.KW, use512) * p.Groups;
+
+    /// <summary>
+    /// Stride-1 layers with enough channels per group to fill a K block read B in place from a padded input
+    /// (<see cref="PaddedInputPacker"/>) instead of packing im2col panels: the copy costs as much as the
+    /// arithmetic when COut is small (64->64 3x3: 128 flops per packed float). Not worth it when the padded
+    /// width wastes over a quarter of the columns.
+    /// </summary>
+    internal static bool UsesPaddedInput(in Conv2dParams p) =>
+        p.StrideH == 1 && p.StrideW == 1 && p.KH * p.KW > 1 && p.CInPerGroup >= 32
+        && 4 * (p.KW - 1) * p.DilW <= p.OutW;
+
+    private static void PackGroups(in Conv2dParams p, float* w, float* a, bool use512)
+    {
+        int cog = p.COutPerGroup, cig = p.CInPerGroup, taps = p.KH * p.KW, k = cig * taps;
         long groupA = Sgemm.PackedASize(cog, k, use512);
-        float* a = Workspace.A(groupA * p.Groups);
+        bool tapMajor = UsesPaddedInput(p);
+        float* reordered = tapMajor ? Workspace.Weights((long)cog * k) : null;
         for (int g = 0; g < p.Groups; g++)
-            Sgemm.PackA(w + (long)g * cog * k, k, cog, k, a + g * groupA, use512);
+        {
+            float* wg = w + (long)g * cog * k;
+            if (!tapMajor)
+            {
+                Sgemm.PackA(wg, k, cog, k, a + g * groupA, use512);
+                continue;
+            }
+            // [co][ci][tap] -> [co][tap][ci], the K order of the padded-input B.
+            for (int co = 0; co < cog; co++)
+            for (int ci = 0; ci < cig; ci++)
+            for (int t = 0; t < taps; t++)
+                reordered[(long)co * k + t * cig + ci] = wg[(long)co * k + ci * taps + t];
+            Sgemm.PackA(reordered, k, cog, k, a + g * groupA, use512, segment: cig);
+        }
+    }
+
+    private static void Gemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
+    {
+        if (UsesPaddedInput(p))
+        {
+            PaddedGemm(p, x, a, use512, bias, y);
+            return;
+        }
+        int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW, spatial = p.OutH * p.OutW;
         var problem = new GemmProblem
         {
             Use512 = use512,
@@ -51,6 +135,65 @@ public static unsafe class Conv2dCpu
             Bias = (nint)bias, Act = p.Act, Slope = p.Slope,
         };
         Sgemm.Run(problem, new Im2ColPacker { X = x, P = p });
+    }
+
+    /// <summary>
+    /// Padded-input and wide-output buffers are kept per thread: run big batches a few images at a time
+    /// (tests lower it to exercise the chunking; only speed depends on it).
+    /// </summary>
+    internal static long PaddedChunkFloats = 1L << 24;
+
+    private static void PaddedGemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
+    {
+        int hp = p.H + p.PadTop + p.PadBottom, wp = p.W + p.PadLeft + p.PadRight;
+        // Plane stride: an odd multiple of 16 floats, so the kc rows of a panel spread over the L1 sets.
+        int ps = (hp * wp + 15) / 16 * 16;
+        if (ps / 16 % 2 == 0) ps += 16;
+        long imageStride = (long)p.CIn * ps;
+        long slack = 64 + (long)(p.KW - 1) * p.DilW;
+        int cog = p.COutPerGroup, k = p.CInPerGroup * p.KH * p.KW, wide = p.OutH * wp, ow = p.OutW;
+        long wideImage = (long)p.COut * wide;
+        int chunk = (int)Math.Clamp(PaddedChunkFloats / Math.Max(imageStride, wideImage), 1, p.N);
+        float* xp = Workspace.Input(chunk * imageStride + slack);
+        float* c = Workspace.Output(chunk * wideImage);
+        for (int n0 = 0; n0 < p.N; n0 += chunk)
+        {
+            int nb = Math.Min(chunk, p.N - n0);
+            float* xChunk = x + (long)n0 * p.CIn * p.H * p.W;
+            for (long plane = 0; plane < (long)nb * p.CIn; plane++)
+            {
+                float* src = xChunk + plane * p.H * p.W, dst = xp + plane * ps;
+                new Span<float>(dst, p.PadTop * wp).Clear();
+                float* row = dst + p.PadTop * wp;
+                for (int r = 0; r < p.H; r++, row += wp)
+                {
+                    new Span<float>(row, p.PadLeft).Clear();
+                    new ReadOnlySpan<float>(src + (long)r * p.W, p.W).CopyTo(new Span<float>(row + p.PadLeft, p.W));
+                    new Span<float>(row + p.PadLeft + p.W, p.PadRight).Clear();
+                }
+                new Span<float>(row, p.PadBottom * wp + ps - hp * wp).Clear();
+            }
+            new Span<float>(xp + nb * imageStride, (int)slack).Clear();
+
+            var problem = new GemmProblem
+            {
+                Use512 = use512,
+                Batches = nb, Groups = p.Groups, M = cog, N = wide, K = k, KSegment = p.CInPerGroup,
+                APacked = (nint)a,
+                C = (nint)c, CBatchStride = wideImage, CGroupStride = (long)cog * wide, Ldc = wide,
+                Bias = (nint)bias, Act = p.Act, Slope = p.Slope,
+            };
+            Sgemm.Run(problem, new PaddedInputPacker
+            {
+                XPad = xp, ImageStride = imageStride, PlaneStride = ps, Cig = p.CInPerGroup, Wp = wp,
+                KW = p.KW, DilH = p.DilH, DilW = p.DilW,
+            });
+            // Drop the columns past OutW of every output row.
+            long rows = (long)nb * p.COut * p.OutH;
+            float* yChunk = y + (long)n0 * p.COut * p.OutH * ow;
+            for (long r = 0; r < rows; r++)
+                new ReadOnlySpan<float>(c + r * wp, ow).CopyTo(new Span<float>(yChunk + r * ow, ow));
+        }
     }
 
     /// <summary>One input channel per group: each output plane is a sum of KH*KW shifted, scaled input rows.</summary>

@@ -13,6 +13,21 @@ internal unsafe struct Im2ColPacker : IPanelPacker
     public float* X;
     public Conv2dParams P;
 
+    /// <summary>
+    /// A 1x1, stride-1, unpadded convolution's im2col matrix is the input itself: [CIn/g, H*W] per (image, group).
+    /// Read in place unless the plane stride is a multiple of 1 KB, where the kc rows of a panel would fall into
+    /// a few L1 sets and evict each other.
+    /// </summary>
+    public readonly float* Direct(int batch, int group, int k0, out int ldb, out bool wholePanels)
+    {
+        ldb = P.H * P.W;
+        wholePanels = false;
+        if (P.KH != 1 || P.KW != 1 || P.StrideH != 1 || P.StrideW != 1
+            || P.PadTop != 0 || P.PadLeft != 0 || P.PadBottom != 0 || P.PadRight != 0 || ldb % 256 == 0)
+            return null;
+        return X + ((long)batch * P.CIn + (long)group * P.CInPerGroup + k0) * ldb;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr)
     {

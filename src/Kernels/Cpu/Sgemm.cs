@@ -15,12 +15,25 @@ internal unsafe interface IPanelPacker
     /// panel q holds columns j0+q*NR.. at dst + q*kc*NR, row-major [kc, NR]; columns past nc are zero.
     /// </summary>
     void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr);
+
+    /// <summary>
+    /// Row k0 of B of (batch, group), when rows k0..k0+kc of this K block can be read in place with row stride
+    /// <paramref name="ldb"/>; null when B must be packed. Full NR-wide panels are then read directly, saving
+    /// the copy; the last partial panel is still packed, unless <paramref name="wholePanels"/> says reading
+    /// past column N is safe (its results are discarded).
+    /// </summary>
+    float* Direct(int batch, int group, int k0, out int ldb, out bool wholePanels);
 }
 
 /// <summary>One GEMM (or a batch of them sharing a packed A per group): C[M, N] = act(A[M, K] * B[K, N] + bias[M]).</summary>
 internal struct GemmProblem
 {
     public int Batches, Groups, M, N, K;
+    /// <summary>
+    /// K blocks never straddle a multiple of KSegment (0: K). A convolution read in place from its padded input
+    /// has one segment per filter tap: within a tap, B rows are input channels at a constant stride.
+    /// </summary>
+    public int KSegment;
     /// <summary>Which micro-kernel (AVX-512 8x32 or AVX2 6x16), fixed once per call: the packing depends on it.</summary>
     public bool Use512;
     /// <summary>A of every group, packed by <see cref="Sgemm.PackA"/> at group * <see cref="Sgemm.PackedASize"/>.</summary>
@@ -48,6 +61,8 @@ public static unsafe class Sgemm
     private const int NcMax = 384;
     /// <summary>Below this many flops threads cost more than they save.</summary>
     private const double ParallelFlops = 1e6;
+    /// <summary>What one more task costs (scheduling, pipeline ramp), in flops: a few microseconds.</summary>
+    private const double TaskOverheadFlops = 0.3e6;
 
     /// <summary>Tests set this to exercise the AVX2 micro-kernel on an AVX-512 machine.</summary>
     internal static bool ForceVector256;
@@ -83,6 +98,9 @@ public static unsafe class Sgemm
         }
     }
 
+    /// <summary>The width of the K block starting at k0: blocks of kcMax, cut at segment ends.</summary>
+    internal static int KcAt(int k0, int k, int segment, int kcMax) => Math.Min(kcMax, Math.Min(k, (k0 / segment + 1) * segment) - k0);
+
     internal static int KBlock(int k) => (k + (k + KcMax - 1) / KcMax - 1) / ((k + KcMax - 1) / KcMax);
 
     internal static long PackedASize(int m, int k, bool use512) => (long)(m + Mr(use512) - 1) / Mr(use512) * Mr(use512) * k;
@@ -92,12 +110,13 @@ public static unsafe class Sgemm
     /// dst + k0 * mPad, and inside it MR-row panel i at i * kc * MR, stored [kc, MR]; rows past m are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackA(float* a, int lda, int m, int k, float* dst, bool use512)
+    internal static void PackA(float* a, int lda, int m, int k, float* dst, bool use512, int segment = 0)
     {
-        int mr = Mr(use512), kcMax = KBlock(k), mPad = (m + mr - 1) / mr * mr;
-        for (int k0 = 0; k0 < k; k0 += kcMax)
+        if (segment <= 0) segment = k;
+        int mr = Mr(use512), kcMax = KBlock(segment), mPad = (m + mr - 1) / mr * mr;
+        for (int k0 = 0, kc; k0 < k; k0 += kc)
         {
-            int kc = Math.Min(kcMax, k - k0);
+            kc = KcAt(k0, k, segment, kcMax);
             float* block = dst + (long)k0 * mPad;
             for (int i0 = 0; i0 < mPad; i0 += mr)
             {
@@ -131,6 +150,20 @@ public static unsafe class Sgemm
         int threads = flops < ParallelFlops ? 1 : Environment.ProcessorCount;
         // Enough tasks to balance the cores: first split N finer, then M.
         int target = threads == 1 ? 1 : 4 * threads;
+        if (threads > 1 && bg * nPanels >= 2 * threads)
+        {
+            // Enough column panels: split N only (B is then packed or read once), into blocks whose count lets
+            // the cores finish together. Cost = the busiest core's panels (tasks are taken dynamically, so
+            // ceil(tasks / threads) tasks of the largest block) plus a per-task overhead; equal blocks win.
+            double panelFlops = 2.0 * pr.M * nr * pr.K, best = double.MaxValue;
+            for (int ncp = Math.Min(nPanels, NcMax / nr); ncp >= 1; ncp--)
+            {
+                int nb = (nPanels + ncp - 1) / ncp, perThread = (bg * nb + threads - 1) / threads;
+                double cost = perThread * (ncp * panelFlops + TaskOverheadFlops);
+                if (cost < best) (best, ncPanels, nBlocks) = (cost, ncp, nb);
+            }
+            target = 0;
+        }
         if (bg * nBlocks < target)
         {
             nBlocks = Math.Min(nPanels, (target + bg - 1) / bg);
@@ -145,7 +178,7 @@ public static unsafe class Sgemm
             mBlocks = (mPanels + mcPanels - 1) / mcPanels;
         }
         // A few tasks that do not divide evenly among the cores leave one idle at the end: round up.
-        if (threads > 1 && bg * nBlocks * mBlocks < 8 * threads)
+        if (threads > 1 && target > 0 && bg * nBlocks * mBlocks < 8 * threads)
             for (int nb = nBlocks + 1; nb <= Math.Min(nPanels, 2 * nBlocks) && bg * nBlocks * mBlocks % threads != 0; nb++)
             {
                 int ncp = (nPanels + nb - 1) / nb;
@@ -182,7 +215,8 @@ public static unsafe class Sgemm
         int mPanels = (pr.M + mr - 1) / mr, mPad = mPanels * mr;
         int ip0 = mb * lay.McPanels, ip1 = Math.Min(mPanels, ip0 + lay.McPanels);
         if (nc <= 0 || ip0 >= ip1) return;
-        int kcMax = KBlock(pr.K);
+        int segment = pr.KSegment > 0 ? pr.KSegment : pr.K;
+        int kcMax = KBlock(segment);
         int ncPanels = (nc + nr - 1) / nr;
         float* bp = Workspace.B((long)kcMax * ncPanels * nr);
         float* aG = (float*)pr.APacked + (long)g * PackedASize(pr.M, pr.K, use512);
@@ -192,17 +226,21 @@ public static unsafe class Sgemm
         float* tile = stackalloc float[SgemmMicroKernels.Mr512 * SgemmMicroKernels.Nr512];
         float* tileBias = stackalloc float[SgemmMicroKernels.Mr512];
 
-        for (int k0 = 0; k0 < pr.K; k0 += kcMax)
+        for (int k0 = 0, kc; k0 < pr.K; k0 += kc)
         {
-            int kc = Math.Min(kcMax, pr.K - k0);
-            packer.Pack(batch, g, k0, kc, j0, nc, bp, nr);
+            kc = KcAt(k0, pr.K, segment, kcMax);
+            float* direct = packer.Direct(batch, g, k0, out int ldDirect, out bool wholePanels);
+            int directPanels = direct == null ? 0 : wholePanels ? ncPanels : nc / nr;
+            if (directPanels * nr < nc)
+                packer.Pack(batch, g, k0, kc, j0 + directPanels * nr, nc - directPanels * nr, bp, nr);
             bool first = k0 == 0, last = k0 + kc == pr.K;
             Activation act = last ? pr.Act : Activation.None;
             float* aBlock = aG + (long)k0 * mPad;
             for (int jp = 0; jp < ncPanels; jp++)
             {
-                float* bPanel = bp + (long)jp * kc * nr;
                 int col = j0 + jp * nr, cols = Math.Min(nr, pr.N - col);
+                float* bPanel = jp < directPanels ? direct + col : bp + (long)(jp - directPanels) * kc * nr;
+                int ldb = jp < directPanels ? ldDirect : nr;
                 for (int ip = ip0; ip < ip1; ip++)
                 {
                     float* aPanel = aBlock + (long)ip * kc * mr;
@@ -211,7 +249,7 @@ public static unsafe class Sgemm
                     float* bias = first && biasG != null ? biasG + row : null;
                     if (rows == mr && cols == nr)
                     {
-                        Micro(use512, kc, aPanel, bPanel, cTile, ldc, !first, bias, act, pr.Slope);
+                        Micro(use512, kc, aPanel, bPanel, ldb, cTile, ldc, !first, bias, act, pr.Slope);
                         continue;
                     }
                     // Edge tile: compute the full MR x NR tile in a scratch buffer, copy the valid part.
@@ -223,7 +261,7 @@ public static unsafe class Sgemm
                     if (!first)
                         for (int r = 0; r < rows; r++)
                             new ReadOnlySpan<float>(cTile + (long)r * ldc, cols).CopyTo(new Span<float>(tile + r * nr, cols));
-                    Micro(use512, kc, aPanel, bPanel, tile, nr, !first, bias, act, pr.Slope);
+                    Micro(use512, kc, aPanel, bPanel, ldb, tile, nr, !first, bias, act, pr.Slope);
                     for (int r = 0; r < rows; r++)
                         new ReadOnlySpan<float>(tile + r * nr, cols).CopyTo(new Span<float>(cTile + (long)r * ldc, cols));
                 }
@@ -232,10 +270,10 @@ public static unsafe class Sgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Micro(bool use512, int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, Activation act, float slope)
+    private static void Micro(bool use512, int kc, float* a, float* b, int ldb, float* c, int ldc, bool load, float* bias, Activation act, float slope)
     {
-        if (use512) SgemmMicroKernels.Kernel8x32(kc, a, b, c, ldc, load, bias, act, slope);
-        else SgemmMicroKernels.Kernel6x16(kc, a, b, c, ldc, load, bias, act, slope);
+        if (use512) SgemmMicroKernels.Kernel8x32(kc, a, b, ldb, c, ldc, load, bias, act, slope);
+        else SgemmMicroKernels.Kernel6x16(kc, a, b, ldb, c, ldc, load, bias, act, slope);
     }
 
     /// <summary>B given as a row-major matrix.</summary>
@@ -243,6 +281,14 @@ public static unsafe class Sgemm
     {
         public float* B;
         public int Ldb;
+
+        /// <summary>Always packed: a large GEMM's B rows can be far apart (TLB misses, cache-set conflicts).</summary>
+        public readonly float* Direct(int batch, int group, int k0, out int ldb, out bool wholePanels)
+        {
+            ldb = 0;
+            wholePanels = false;
+            return null;
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Pack(int batch, int group, int k0, int kc, int j0, int nc, float* dst, int nr)
@@ -273,11 +319,18 @@ internal static unsafe class Workspace
     [ThreadStatic] private static float[]? t_a;
     [ThreadStatic] private static float[]? t_b;
     [ThreadStatic] private static float[]? t_plane;
+    [ThreadStatic] private static float[]? t_input;
+    [ThreadStatic] private static float[]? t_output;
+    [ThreadStatic] private static float[]? t_weights;
 
     public static float* A(long floats) => Get(ref t_a, floats);
     public static float* B(long floats) => Get(ref t_b, floats);
     /// <summary>A padded input plane (depthwise convolution).</summary>
     public static float* Plane(long floats) => Get(ref t_plane, floats);
+    /// <summary>A zero-padded copy of a convolution's input, its wide output, its reordered weights.</summary>
+    public static float* Input(long floats) => Get(ref t_input, floats);
+    public static float* Output(long floats) => Get(ref t_output, floats);
+    public static float* Weights(long floats) => Get(ref t_weights, floats);
 
     private static float* Get(ref float[]? buffer, long floats)
     {

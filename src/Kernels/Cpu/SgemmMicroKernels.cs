@@ -16,11 +16,12 @@ internal static unsafe class SgemmMicroKernels
     /// <summary>AVX2: 6 rows x 16 columns = 12 ymm accumulators (+2 B, +1 broadcast: 15 of 16 registers).</summary>
     public const int Mr256 = 6, Nr256 = 16;
 
+    /// <param name="ldb">floats from one B row to the next: NR for a packed panel, the row stride when B is read in place.</param>
     /// <param name="load">add to the tile already in C (a later K block); otherwise start from the bias (or 0).</param>
     /// <param name="bias">MR row biases, or null.</param>
     /// <param name="act">the activation to apply before storing (only on the last K block), else None.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, Activation act, float slope)
+    public static void Kernel8x32(int kc, float* a, float* b, int ldb, float* c, int ldc, bool load, float* bias, Activation act, float slope)
     {
         Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
         if (load)
@@ -66,7 +67,7 @@ internal static unsafe class SgemmMicroKernels
             av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
             av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
             a += Mr512;
-            b += Nr512;
+            b += ldb;
         }
 
         float* o = c;
@@ -81,7 +82,7 @@ internal static unsafe class SgemmMicroKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, Activation act, float slope)
+    public static void Kernel6x16(int kc, float* a, float* b, int ldb, float* c, int ldc, bool load, float* bias, Activation act, float slope)
     {
         Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         if (load)
@@ -121,7 +122,7 @@ internal static unsafe class SgemmMicroKernels
             av = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
             av = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
             a += Mr256;
-            b += Nr256;
+            b += ldb;
         }
 
         float* o = c;

@@ -83,6 +83,12 @@ public class Conv2dCpuTests
         { 2, 32, 15, 14, 64, 3, 1, 1, 4 },
         { 1, 16, 20, 45, 32, 3, 1, 1, 16 },
         { 2, 8, 9, 33, 8, 5, 1, 2, 8 },
+        // 1x1 stride 1 unpadded: B read in place (full panels) plus a packed tail panel, with groups and batches
+        { 2, 40, 12, 20, 24, 1, 1, 0, 2 },
+        { 1, 70, 8, 12, 33, 1, 1, 0, 1 },
+        { 3, 300, 5, 37, 21, 1, 1, 0, 3 },
+        // plane of 256 floats: packed (a multiple of 1 KB would thrash L1 sets)
+        { 2, 64, 16, 16, 40, 1, 1, 0, 1 },
     };
 
     [Theory]
@@ -92,6 +98,43 @@ public class Conv2dCpuTests
         var rng = KernelLab.NewRng(out int seed);
         foreach (var act in new[] { Activation.None, Activation.LeakyRelu })
             Check(Conv2dParams.Create(n, cin, h, w, cout, k, k, stride, pad, 1, groups, bias: act == Activation.None, act, 0.1f), rng, seed, "larger");
+    }
+
+    [Fact]
+    public void PaddedInputPathMatchesReference()
+    {
+        // Stride 1, >= 32 channels per group: B read in place from the padded input, K in (tap, channel) order.
+        var rng = KernelLab.NewRng(out int seed);
+        var cases = new[]
+        {
+            Conv2dParams.Create(2, 37, 9, 21, 19, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 0.1f),
+            Conv2dParams.Create(1, 150, 7, 20, 40, 5, 5, padding: 2),
+            Conv2dParams.Create(1, 64, 13, 30, 24, 3, 3, dilation: 2, bias: false, act: Activation.Relu),
+            Conv2dParams.Create(3, 96, 6, 33, 18, 2, 4, groups: 3),
+            Conv2dParams.Create(1, 32, 16, 16, 8, 3, 3, padding: 3),
+            Conv2dParams.Create(3, 40, 7, 9, 12, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 0.2f),
+        };
+        cases[4].PadTop = 0; cases[4].PadRight = 1;
+        for (int i = 0; i < cases.Length; i++)
+        {
+            Assert.True(Conv2dCpu.UsesPaddedInput(cases[i]), cases[i].ToString());
+            Sgemm.ForceVector256 = i == 1;
+            if (i == 5) Conv2dCpu.PaddedChunkFloats = 1; // one image at a time
+            try
+            {
+                Check(cases[i], rng, seed, $"padded input case {i}");
+                var w = KernelLab.RandomFloats(rng, cases[i].WeightElements);
+                using var packed = Conv2dCpu.PackWeights(cases[i], w);
+                var strided = cases[i];
+                strided.StrideW = 2; // same weight shape, other K order: the packed weights refuse it
+                if (strided.OutW > 0) Assert.False(packed.Matches(strided));
+            }
+            finally
+            {
+                Sgemm.ForceVector256 = false;
+                Conv2dCpu.PaddedChunkFloats = 1L << 24;
+            }
+        }
     }
 
     [Fact]
@@ -134,6 +177,126 @@ public class Conv2dCpuTests
             var y = KernelLab.RunOnDevice(device, p.OutputElements, () => tx, ty => device.Conv2d(p, tx, tw, tb, ty));
             KernelLab.AssertClose(y, expected, Tolerance, $"seed {seed}, engine case {i}: {p}");
         }
+    }
+
+    private static double[] Reference(in Conv2dParams p, float[] x, float[] w, float[] b)
+    {
+        var expected = new double[p.OutputElements];
+        Conv2dReference.Forward(p, x, w, b, expected);
+        return expected;
+    }
+
+    [Fact]
+    public void PackedWeightsReusedAcrossCallsWithDifferentInputs()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        for (int i = 0; i < 16; i++)
+        {
+            Sgemm.ForceVector256 = i % 4 == 3;
+            try
+            {
+                var p = i == 0 ? Conv2dParams.Create(2, 64, 9, 11, 70, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 0.1f) : RandomParams(rng);
+                var w = KernelLab.RandomFloats(rng, p.WeightElements);
+                using var packed = Conv2dCpu.PackWeights(p, w);
+                Assert.True(packed.Matches(p));
+                for (int call = 0; call < 3; call++)
+                {
+                    var x = KernelLab.RandomFloats(rng, p.InputElements);
+                    var b = p.HasBias != 0 ? KernelLab.RandomFloats(rng, p.COut) : [];
+                    var y = new float[p.OutputElements];
+                    KernelLab.Poison(y);
+                    Conv2dCpu.Forward(p, x, packed, b, y);
+                    KernelLab.AssertClose(y, Reference(p, x, w, b), Tolerance, $"seed {seed}, packed case {i} call {call} avx2={Sgemm.ForceVector256}: {p}");
+                }
+            }
+            finally { Sgemm.ForceVector256 = false; }
+        }
+    }
+
+    [Fact]
+    public void PackedWeightsRejectOtherShapesAndDisposal()
+    {
+        var p = Conv2dParams.Create(1, 8, 6, 7, 16, 3, 3, padding: 1, bias: false);
+        var x = new float[p.InputElements];
+        var y = new float[p.OutputElements];
+        var packed = Conv2dCpu.PackWeights(p, new float[p.WeightElements]);
+        var other = Conv2dParams.Create(1, 8, 6, 7, 24, 3, 3, padding: 1, bias: false);
+        Assert.False(packed.Matches(other));
+        Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(other, x, packed, [], new float[other.OutputElements]));
+        Assert.Throws<ArgumentException>(() => Conv2dCpu.PackWeights(p, new float[p.WeightElements - 1]));
+        if (Sgemm.Use512)
+        {
+            // Packed for the AVX-512 micro-kernel: the AVX2 one needs another layout.
+            Sgemm.ForceVector256 = true;
+            try { Assert.Throws<ArgumentException>(() => Conv2dCpu.Forward(p, x, packed, [], y)); }
+            finally { Sgemm.ForceVector256 = false; }
+        }
+        packed.Dispose();
+        Assert.True(packed.IsDisposed);
+        Assert.Throws<ObjectDisposedException>(() => Conv2dCpu.Forward(p, x, packed, [], y));
+    }
+
+    [Fact]
+    public void EngineCpuDevicePacksEachWeightTensorOnceAndSeesRewrites()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        using var device = new CpuDevice();
+        var p = Conv2dParams.Create(1, 24, 10, 13, 40, 3, 3, padding: 1, act: Activation.Relu);
+        var w = KernelLab.RandomFloats(rng, p.WeightElements);
+        var b = KernelLab.RandomFloats(rng, p.COut);
+        using var tw = device.FromHost(w, new Shape(p.COut, p.CInPerGroup, p.KH, p.KW));
+        using var tb = device.FromHost(b, new Shape(p.COut));
+        float[] Run(float[] x)
+        {
+            using var tx = device.FromHost(x, new Shape(p.N, p.CIn, p.H, p.W));
+            return KernelLab.RunOnDevice(device, p.OutputElements, () => tx, ty => device.Conv2d(p, tx, tw, tb, ty));
+        }
+        for (int call = 0; call < 3; call++)
+        {
+            var x = KernelLab.RandomFloats(rng, p.InputElements);
+            KernelLab.AssertClose(Run(x), Reference(p, x, w, b), Tolerance, $"seed {seed}, engine cached call {call}");
+        }
+        Assert.Equal(1, device.ConvWeightPacks);
+
+        // Rewritten weights in the same tensor are repacked, never served stale.
+        w = KernelLab.RandomFloats(rng, p.WeightElements);
+        tw.CopyFrom(w);
+        var x2 = KernelLab.RandomFloats(rng, p.InputElements);
+        KernelLab.AssertClose(Run(x2), Reference(p, x2, w, b), Tolerance, $"seed {seed}, engine after rewrite");
+        Assert.Equal(2, device.ConvWeightPacks);
+
+        // Two weight tensors in one memory block (different offsets), and one layer whose other shape fits the
+        // same elements: separate entries.
+        var w1 = KernelLab.RandomFloats(rng, p.WeightElements);
+        var w2 = KernelLab.RandomFloats(rng, p.WeightElements);
+        using var block = device.FromHost([.. w1, .. w2], new Shape(2 * (int)p.WeightElements));
+        var shape = new Shape(p.COut, p.CInPerGroup, p.KH, p.KW);
+        var t1 = block.Slice(0, shape, DType.F32);
+        var t2 = block.Slice(p.WeightElements * sizeof(float), shape, DType.F32);
+        var x3 = KernelLab.RandomFloats(rng, p.InputElements);
+        using var tx3 = device.FromHost(x3, new Shape(p.N, p.CIn, p.H, p.W));
+        for (int round = 0; round < 2; round++)
+        {
+            var y1 = KernelLab.RunOnDevice(device, p.OutputElements, () => tx3, ty => device.Conv2d(p, tx3, t1, tb, ty));
+            var y2 = KernelLab.RunOnDevice(device, p.OutputElements, () => tx3, ty => device.Conv2d(p, tx3, t2, tb, ty));
+            KernelLab.AssertClose(y1, Reference(p, x3, w1, b), Tolerance, $"seed {seed}, shared block slice 1");
+            KernelLab.AssertClose(y2, Reference(p, x3, w2, b), Tolerance, $"seed {seed}, shared block slice 2");
+        }
+        Assert.Equal(4, device.ConvWeightPacks);
+        var q = Conv2dParams.Create(1, 40, 10, 13, 24, 3, 3, padding: 1, bias: false); // [24, 40, 3, 3]: same element count
+        var xq = KernelLab.RandomFloats(rng, q.InputElements);
+        using var txq = device.FromHost(xq, new Shape(q.N, q.CIn, q.H, q.W));
+        var tq = tw.Reshape(new Shape(q.COut, q.CInPerGroup, q.KH, q.KW));
+        var yq = KernelLab.RunOnDevice(device, q.OutputElements, () => txq, ty => device.Conv2d(q, txq, tq, null, ty));
+        KernelLab.AssertClose(yq, Reference(q, xq, w, []), Tolerance, $"seed {seed}, same block, other shape");
+        Assert.Equal(5, device.ConvWeightPacks);
+
+        // With AssumeConstantWeights the check is skipped: a rewrite is (by contract) not seen.
+        device.AssumeConstantWeights = true;
+        var before = Run(x2);
+        tw.CopyFrom(KernelLab.RandomFloats(rng, p.WeightElements));
+        Assert.Equal(before, Run(x2));
+        Assert.Equal(5, device.ConvWeightPacks);
     }
 
     [Fact]
