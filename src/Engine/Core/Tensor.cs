@@ -50,6 +50,20 @@ public sealed class Tensor : IDisposable
 
     public Device Device => Memory.Device;
     public DeviceMemory Memory { get; }
+
+    /// <summary>
+    /// A constant (a graph's weights): its contents never change again, so devices may cache data
+    /// derived from it (the cpu device keeps conv weights packed for its GEMM). <see cref="CopyFrom"/>
+    /// refuses to write a constant; writing through <see cref="Span{T}"/> afterwards breaks the contract.
+    /// </summary>
+    public bool IsConstant { get; private set; }
+
+    /// <summary>Declares the contents final (see <see cref="IsConstant"/>). The executor marks the constants it uploads.</summary>
+    public Tensor MarkConstant()
+    {
+        IsConstant = true;
+        return this;
+    }
     public long ByteOffset { get; }
     public long ByteLength { get; }
     public Shape Shape { get; }
@@ -91,6 +105,7 @@ public sealed class Tensor : IDisposable
     {
         if (data.Length != Elements || DType != DType.F32)
             throw new ArgumentException($"cannot copy {data.Length} floats into a {DType} tensor of shape {Shape}");
+        if (IsConstant) throw new InvalidOperationException($"tensor {Shape} is a constant: its contents cannot change");
         Device.CopyFromHost(MemoryMarshal.AsBytes(data), this);
     }
 

@@ -39,58 +39,36 @@ public sealed class CpuDevice : Device
 
     public override void Synchronize() { }
 
-    protected override void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
-        Conv2dCpu.Forward(p, x.Span<float>(), PackedWeights(p, w), bias is null ? default : bias.Span<float>(), y.Span<float>());
-
-    /// <summary>
-    /// Conv weights packed once per weight tensor (a graph's weights are constants: packing them on every call
-    /// cost up to ~25% of a 5x5 layer). Keyed weakly by the tensor's memory block, so an entry lives as long
-    /// as the block object does, plus its byte offset (several tensors may share a block). Safe if the weights
-    /// change (unless <see cref="AssumeConstantWeights"/>): each call compares the tensor's contents with the copy taken when it was packed (a sequential,
-    /// vectorized compare, ~2-3% of the convolution) and repacks on any difference, so stale weights are never used.
-    /// </summary>
-    private readonly ConditionalWeakTable<DeviceMemory, List<PackedConvWeights>> _packedWeights = new();
-
-    /// <summary>
-    /// Skip the per-call check that cached conv weights are unchanged (it reads the weights and their copy:
-    /// ~1% of a 3x3 layer, up to ~10% of a 5x5 128->256 layer when they have left the cache). Set it only
-    /// when no conv weight tensor is rewritten after its first use, as for a graph's constants.
-    /// </summary>
-    public bool AssumeConstantWeights { get; set; }
-
-    /// <summary>How many times conv weights were packed (cache misses): a diagnostic, read by tests.</summary>
-    public int ConvWeightPacks { get; private set; }
-
-    private sealed class PackedConvWeights(long byteOffset, float[] source, Conv2dPackedWeights packed)
+    protected override void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y)
     {
-        public readonly long ByteOffset = byteOffset;
-        public float[] Source = source;
-        public Conv2dPackedWeights Packed = packed;
+        var b = bias is null ? default : bias.Span<float>();
+        if (w.IsConstant) Conv2dCpu.Forward(p, x.Span<float>(), PackedWeights(p, w), b, y.Span<float>());
+        else Conv2dCpu.Forward(p, x.Span<float>(), w.Span<float>(), b, y.Span<float>()); // packs on every call
     }
+
+    /// <summary>
+    /// Conv weights packed once per constant weight tensor (packing them on every call cost up to
+    /// ~25% of a 5x5 layer). Only constants are cached (<see cref="Tensor.IsConstant"/>: a graph's
+    /// weights), so a cached pack can never go stale. Keyed weakly by the tensor's memory block, so an
+    /// entry lives as long as the block does, plus its byte offset (several tensors may share a block)
+    /// and the layer's shape.
+    /// </summary>
+    private readonly ConditionalWeakTable<DeviceMemory, List<(long ByteOffset, Conv2dPackedWeights Packed)>> _packedWeights = new();
+
+    /// <summary>How many times constant conv weights were packed (cache misses): a diagnostic, read by tests.</summary>
+    public int ConvWeightPacks { get; private set; }
 
     private Conv2dPackedWeights PackedWeights(in Conv2dParams p, Tensor w)
     {
-        ReadOnlySpan<float> span = w.Span<float>();
         var entries = _packedWeights.GetOrCreateValue(w.Memory);
         lock (entries)
         {
-            foreach (var e in entries)
-            {
-                if (e.ByteOffset != w.ByteOffset || !e.Packed.Matches(p) || e.Source.Length != span.Length) continue;
-                if (AssumeConstantWeights) return e.Packed;
-                // Bytewise: a vectorized memcmp (float's SequenceEqual is a scalar loop, and NaN != NaN).
-                if (MemoryMarshal.AsBytes(span).SequenceEqual(MemoryMarshal.AsBytes(e.Source.AsSpan()))) return e.Packed;
-                // Rewritten weights: repack. The old packed copy is left to its finalizer, since another
-                // thread may still be running a convolution with it.
-                e.Packed = Conv2dCpu.PackWeights(p, span);
-                e.Source = span.ToArray();
-                ConvWeightPacks++;
-                return e.Packed;
-            }
-            var entry = new PackedConvWeights(w.ByteOffset, span.ToArray(), Conv2dCpu.PackWeights(p, span));
+            foreach (var (offset, packed) in entries)
+                if (offset == w.ByteOffset && packed.Matches(p)) return packed;
+            var entry = (w.ByteOffset, Conv2dCpu.PackWeights(p, w.Span<float>()));
             entries.Add(entry);
             ConvWeightPacks++;
-            return entry.Packed;
+            return entry.Item2;
         }
     }
 

@@ -135,12 +135,13 @@ public sealed class Executor : IDisposable
 
     private Tensor UploadConstant(Value v)
     {
+        // Marked constant: devices may then cache what they derive from weights (packed conv weights on cpu).
         if (v.DeviceData is { } t)
         {
-            if (ReferenceEquals(t.Device, Device)) return t;
-            return Own(Device.FromHost(t.ToArray(), v.Shape, $"constant '{v.Name}'"));
+            if (ReferenceEquals(t.Device, Device)) return t.MarkConstant();
+            return Own(Device.FromHost(t.ToArray(), v.Shape, $"constant '{v.Name}'").MarkConstant());
         }
-        return Own(Device.FromHost(v.HostData, v.Shape, $"constant '{v.Name}'"));
+        return Own(Device.FromHost(v.HostData, v.Shape, $"constant '{v.Name}'").MarkConstant());
     }
 
     private Tensor Own(Tensor t)

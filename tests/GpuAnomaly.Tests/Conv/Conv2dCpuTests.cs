@@ -237,66 +237,66 @@ public class Conv2dCpuTests
     }
 
     [Fact]
-    public void EngineCpuDevicePacksEachWeightTensorOnceAndSeesRewrites()
+    public void EngineCpuDevicePacksConstantWeightsOnce()
     {
         var rng = KernelLab.NewRng(out int seed);
         using var device = new CpuDevice();
         var p = Conv2dParams.Create(1, 24, 10, 13, 40, 3, 3, padding: 1, act: Activation.Relu);
         var w = KernelLab.RandomFloats(rng, p.WeightElements);
         var b = KernelLab.RandomFloats(rng, p.COut);
-        using var tw = device.FromHost(w, new Shape(p.COut, p.CInPerGroup, p.KH, p.KW));
+        var wShape = new Shape(p.COut, p.CInPerGroup, p.KH, p.KW);
         using var tb = device.FromHost(b, new Shape(p.COut));
-        float[] Run(float[] x)
+        float[] Run(Tensor tw, float[] x)
         {
             using var tx = device.FromHost(x, new Shape(p.N, p.CIn, p.H, p.W));
             return KernelLab.RunOnDevice(device, p.OutputElements, () => tx, ty => device.Conv2d(p, tx, tw, tb, ty));
         }
-        for (int call = 0; call < 3; call++)
+
+        // Weights that may change are packed on every call: a rewrite is always seen, nothing is cached.
+        using (var tw = device.FromHost(w, wShape))
         {
             var x = KernelLab.RandomFloats(rng, p.InputElements);
-            KernelLab.AssertClose(Run(x), Reference(p, x, w, b), Tolerance, $"seed {seed}, engine cached call {call}");
+            KernelLab.AssertClose(Run(tw, x), Reference(p, x, w, b), Tolerance, $"seed {seed}, mutable weights");
+            var w2 = KernelLab.RandomFloats(rng, p.WeightElements);
+            tw.CopyFrom(w2);
+            KernelLab.AssertClose(Run(tw, x), Reference(p, x, w2, b), Tolerance, $"seed {seed}, mutable weights rewritten");
+            Assert.Equal(0, device.ConvWeightPacks);
         }
-        Assert.Equal(1, device.ConvWeightPacks);
 
-        // Rewritten weights in the same tensor are repacked, never served stale.
-        w = KernelLab.RandomFloats(rng, p.WeightElements);
-        tw.CopyFrom(w);
-        var x2 = KernelLab.RandomFloats(rng, p.InputElements);
-        KernelLab.AssertClose(Run(x2), Reference(p, x2, w, b), Tolerance, $"seed {seed}, engine after rewrite");
-        Assert.Equal(2, device.ConvWeightPacks);
+        // Constant weights (a graph's) are packed once, then reused with fresh inputs; they refuse rewrites.
+        using (var tw = device.FromHost(w, wShape).MarkConstant())
+        {
+            for (int call = 0; call < 3; call++)
+            {
+                var x = KernelLab.RandomFloats(rng, p.InputElements);
+                KernelLab.AssertClose(Run(tw, x), Reference(p, x, w, b), Tolerance, $"seed {seed}, constant weights call {call}");
+            }
+            Assert.Equal(1, device.ConvWeightPacks);
+            Assert.Throws<InvalidOperationException>(() => tw.CopyFrom(w));
 
-        // Two weight tensors in one memory block (different offsets), and one layer whose other shape fits the
-        // same elements: separate entries.
+            // The same block seen as another layer's weights (same element count) gets its own pack.
+            var q = Conv2dParams.Create(1, 40, 10, 13, 24, 3, 3, padding: 1, bias: false);
+            var xq = KernelLab.RandomFloats(rng, q.InputElements);
+            using var txq = device.FromHost(xq, new Shape(q.N, q.CIn, q.H, q.W));
+            var tq = tw.Reshape(new Shape(q.COut, q.CInPerGroup, q.KH, q.KW)).MarkConstant();
+            var yq = KernelLab.RunOnDevice(device, q.OutputElements, () => txq, ty => device.Conv2d(q, txq, tq, null, ty));
+            KernelLab.AssertClose(yq, Reference(q, xq, w, []), Tolerance, $"seed {seed}, same block, other shape");
+            Assert.Equal(2, device.ConvWeightPacks);
+        }
+
+        // Two constant weight tensors in one memory block (different offsets): separate packs.
         var w1 = KernelLab.RandomFloats(rng, p.WeightElements);
-        var w2 = KernelLab.RandomFloats(rng, p.WeightElements);
-        using var block = device.FromHost([.. w1, .. w2], new Shape(2 * (int)p.WeightElements));
-        var shape = new Shape(p.COut, p.CInPerGroup, p.KH, p.KW);
-        var t1 = block.Slice(0, shape, DType.F32);
-        var t2 = block.Slice(p.WeightElements * sizeof(float), shape, DType.F32);
+        var w3 = KernelLab.RandomFloats(rng, p.WeightElements);
+        using var block = device.FromHost([.. w1, .. w3], new Shape(2 * (int)p.WeightElements));
+        var t1 = block.Slice(0, wShape, DType.F32).MarkConstant();
+        var t3 = block.Slice(p.WeightElements * sizeof(float), wShape, DType.F32).MarkConstant();
         var x3 = KernelLab.RandomFloats(rng, p.InputElements);
-        using var tx3 = device.FromHost(x3, new Shape(p.N, p.CIn, p.H, p.W));
         for (int round = 0; round < 2; round++)
         {
-            var y1 = KernelLab.RunOnDevice(device, p.OutputElements, () => tx3, ty => device.Conv2d(p, tx3, t1, tb, ty));
-            var y2 = KernelLab.RunOnDevice(device, p.OutputElements, () => tx3, ty => device.Conv2d(p, tx3, t2, tb, ty));
-            KernelLab.AssertClose(y1, Reference(p, x3, w1, b), Tolerance, $"seed {seed}, shared block slice 1");
-            KernelLab.AssertClose(y2, Reference(p, x3, w2, b), Tolerance, $"seed {seed}, shared block slice 2");
+            KernelLab.AssertClose(Run(t1, x3), Reference(p, x3, w1, b), Tolerance, $"seed {seed}, shared block slice 1");
+            KernelLab.AssertClose(Run(t3, x3), Reference(p, x3, w3, b), Tolerance, $"seed {seed}, shared block slice 2");
         }
         Assert.Equal(4, device.ConvWeightPacks);
-        var q = Conv2dParams.Create(1, 40, 10, 13, 24, 3, 3, padding: 1, bias: false); // [24, 40, 3, 3]: same element count
-        var xq = KernelLab.RandomFloats(rng, q.InputElements);
-        using var txq = device.FromHost(xq, new Shape(q.N, q.CIn, q.H, q.W));
-        var tq = tw.Reshape(new Shape(q.COut, q.CInPerGroup, q.KH, q.KW));
-        var yq = KernelLab.RunOnDevice(device, q.OutputElements, () => txq, ty => device.Conv2d(q, txq, tq, null, ty));
-        KernelLab.AssertClose(yq, Reference(q, xq, w, []), Tolerance, $"seed {seed}, same block, other shape");
-        Assert.Equal(5, device.ConvWeightPacks);
-
-        // With AssumeConstantWeights the check is skipped: a rewrite is (by contract) not seen.
-        device.AssumeConstantWeights = true;
-        var before = Run(x2);
-        tw.CopyFrom(KernelLab.RandomFloats(rng, p.WeightElements));
-        Assert.Equal(before, Run(x2));
-        Assert.Equal(5, device.ConvWeightPacks);
     }
 
     [Fact]
