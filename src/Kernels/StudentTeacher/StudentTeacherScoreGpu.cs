@@ -59,18 +59,29 @@ public sealed class StudentTeacherScoreGpu
         int hw = p.H * p.W;
         int n = index / hw;
         int at = n * p.D * hw + (index - n * hw);
+        int m = p.M;
         var acc = default(Moments);
         int d = 0;
+        // Four channels per step, all their loads issued before any arithmetic: up to 20
+        // independent loads in flight per thread, which a one-pixel-per-thread launch needs to
+        // keep HBM busy when there are few pixels (one 256x256 image is 64K threads).
         for (; d + 4 <= p.D; d += 4)
         {
-            acc = Channel(acc, p.M, at, mu[d], sigma[d], teacher, s0, s1, s2, s3);
-            acc = Channel(acc, p.M, at + hw, mu[d + 1], sigma[d + 1], teacher, s0, s1, s2, s3);
-            acc = Channel(acc, p.M, at + 2 * hw, mu[d + 2], sigma[d + 2], teacher, s0, s1, s2, s3);
-            acc = Channel(acc, p.M, at + 3 * hw, mu[d + 3], sigma[d + 3], teacher, s0, s1, s2, s3);
+            int a1 = at + hw, a2 = at + 2 * hw, a3 = at + 3 * hw;
+            float t0 = teacher[at], t1 = teacher[a1], t2 = teacher[a2], t3 = teacher[a3];
+            float p0 = s0[at], p1 = s0[a1], p2 = s0[a2], p3 = s0[a3];
+            float q0 = 0f, q1 = 0f, q2 = 0f, q3 = 0f, r0 = 0f, r1 = 0f, r2 = 0f, r3 = 0f, u0 = 0f, u1 = 0f, u2 = 0f, u3 = 0f;
+            if (m > 1) { q0 = s1[at]; q1 = s1[a1]; q2 = s1[a2]; q3 = s1[a3]; }
+            if (m > 2) { r0 = s2[at]; r1 = s2[a1]; r2 = s2[a2]; r3 = s2[a3]; }
+            if (m > 3) { u0 = s3[at]; u1 = s3[a1]; u2 = s3[a2]; u3 = s3[a3]; }
+            acc = Add(acc, m, (t0 - mu[d]) / sigma[d], p0, q0, r0, u0);
+            acc = Add(acc, m, (t1 - mu[d + 1]) / sigma[d + 1], p1, q1, r1, u1);
+            acc = Add(acc, m, (t2 - mu[d + 2]) / sigma[d + 2], p2, q2, r2, u2);
+            acc = Add(acc, m, (t3 - mu[d + 3]) / sigma[d + 3], p3, q3, r3, u3);
             at += 4 * hw;
         }
         for (; d < p.D; d++, at += hw)
-            acc = Channel(acc, p.M, at, mu[d], sigma[d], teacher, s0, s1, s2, s3);
+            acc = Add(acc, m, (teacher[at] - mu[d]) / sigma[d], s0[at], m > 1 ? s1[at] : 0f, m > 2 ? s2[at] : 0f, m > 3 ? s3[at] : 0f);
 
         float ev = acc.E, vv = acc.V / p.M;
         score[index] = (ev - p.EMean) / p.EStd + (vv - p.VMean) / p.VStd;
@@ -84,12 +95,9 @@ public sealed class StudentTeacherScoreGpu
         public float E, V;
     }
 
-    /// <summary>Adds channel element <paramref name="at"/>. Unused students (i &gt;= M) are not read.</summary>
-    private static Moments Channel(Moments acc, int m, int at, float mu, float sigma, ArrayView<float> teacher,
-        ArrayView<float> s0, ArrayView<float> s1, ArrayView<float> s2, ArrayView<float> s3)
+    /// <summary>Adds one channel: y the normalized teacher, m0..m3 the students (0 where i &gt;= M).</summary>
+    private static Moments Add(Moments acc, int m, float y, float m0, float m1, float m2, float m3)
     {
-        float y = (teacher[at] - mu) / sigma;
-        float m0 = s0[at], m1 = m > 1 ? s1[at] : 0f, m2 = m > 2 ? s2[at] : 0f, m3 = m > 3 ? s3[at] : 0f;
         float mbar = (m0 + m1 + m2 + m3) / m;
         float diff = mbar - y;
         acc.E += diff * diff;
