@@ -1,6 +1,7 @@
 using GpuAnomaly.Kernels;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Pool;
+using GpuAnomaly.Kernels.StudentTeacher;
 
 namespace GpuAnomaly.Engine.Benchmarks;
 
@@ -13,6 +14,7 @@ public static class KernelSuite
 {
     public sealed record ConvCase(string Name, Conv2dParams P);
     public sealed record PoolCase(string Name, Pool2dParams P);
+    public sealed record StudentTeacherCase(string Name, StudentTeacherScoreParams P);
 
     public static IReadOnlyList<ConvCase> ConvCases(bool small) => small
         ? [
@@ -39,6 +41,14 @@ public static class KernelSuite
             new("max 2x2/1 d2 256ch 64x64 b8", Pool2dParams.Create(PoolKind.Max, 8, 256, 64, 64, 2, stride: 1, dilation: 2)),
             new("max 2x2/2 128ch 128x128 b8", Pool2dParams.Create(PoolKind.Max, 8, 128, 128, 128, 2)),
             new("avg 3x3/1 p1 64ch 112x112 b8", Pool2dParams.Create(PoolKind.Avg, 8, 64, 112, 112, 3, stride: 1, padding: 1)),
+          ];
+
+    /// <summary>Uninformed Students scoring at the paper's sizes (D = 128, M = 3 students): memory bound.</summary>
+    public static IReadOnlyList<StudentTeacherCase> StudentTeacherCases(bool small) => small
+        ? [new("D5 M3 9x9", StudentTeacherScoreParams.Create(1, 5, 9, 9, 3))]
+        : [
+            new("D128 M3 256x256", StudentTeacherScoreParams.Create(1, 128, 256, 256, 3)),
+            new("D128 M3 256x256 b4", StudentTeacherScoreParams.Create(4, 128, 256, 256, 3)),
           ];
 
     /// <summary>Times every case on <paramref name="device"/>; <paramref name="progress"/> is told each kernel's name first.</summary>
@@ -95,6 +105,25 @@ public static class KernelSuite
             progress?.Invoke("elementwise");
             results.Add(DeviceTimer.Time(device, "leaky_relu", $"{n} floats", n, 8.0 * n, () => device.LeakyRelu(a, 5e-3f, y)));
             results.Add(DeviceTimer.Time(device, "add", $"{n} floats", n, 12.0 * n, () => device.Add(a, b, y)));
+        }
+
+        foreach (var c in StudentTeacherCases(small))
+        {
+            if (!Want("student_teacher_score " + c.Name)) continue;
+            var p = c.P;
+            using var teacher = device.FromHost(Random(rng, p.DescriptorElements), new Shape((int)p.DescriptorElements));
+            using var students = device.FromHost(Random(rng, p.StudentsElements), new Shape((int)p.StudentsElements));
+            var sigmaHost = Random(rng, p.D);
+            for (int i = 0; i < sigmaHost.Length; i++) sigmaHost[i] = 1.5f + sigmaHost[i];
+            using var mu = device.FromHost(Random(rng, p.D), new Shape(p.D));
+            using var sigma = device.FromHost(sigmaHost, new Shape(p.D));
+            using var score = device.Allocate(new Shape((int)p.OutputElements));
+            progress?.Invoke($"student_teacher_score {c.Name}");
+            // Per pixel and channel: normalize (2), mean of M (M), error (3), M squared deviations (3M).
+            double flops = (double)p.DescriptorElements * (4 * p.M + 5);
+            double bytes = 4.0 * (p.StudentsElements + p.DescriptorElements + 2 * p.D + p.OutputElements);
+            results.Add(DeviceTimer.Time(device, "student_teacher_score", c.Name, flops, bytes,
+                () => device.StudentTeacherScore(p, teacher, students, mu, sigma, score)));
         }
         return results;
     }

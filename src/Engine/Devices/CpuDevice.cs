@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
+using GpuAnomaly.Kernels.StudentTeacher;
 
 namespace GpuAnomaly.Engine;
 
@@ -76,6 +77,14 @@ public sealed class CpuDevice : Device
     protected override void RunLeakyRelu(Tensor x, float slope, Tensor y) => ElementwiseCpu.LeakyRelu(x.Span<float>(), slope, y.Span<float>());
     protected override void RunRelu(Tensor x, Tensor y) => ElementwiseCpu.Relu(x.Span<float>(), y.Span<float>());
     protected override void RunAdd(Tensor a, Tensor b, Tensor y) => ElementwiseCpu.Add(a.Span<float>(), b.Span<float>(), y.Span<float>());
+
+    protected override void RunStudentTeacherScore(in StudentTeacherScoreParams p, Tensor teacher, IReadOnlyList<Tensor> students,
+        Tensor mu, Tensor sigma, Tensor score, Tensor? e, Tensor? v)
+    {
+        ReadOnlySpan<float> Student(int i) => i < students.Count ? students[i].Span<float>() : default;
+        StudentTeacherScoreCpu.Forward(p, teacher.Span<float>(), Student(0), Student(1), Student(2), Student(3),
+            mu.Span<float>(), sigma.Span<float>(), score.Span<float>(), e is null ? default : e.Span<float>(), v is null ? default : v.Span<float>());
+    }
 
     public override void Dispose()
     {

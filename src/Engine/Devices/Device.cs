@@ -1,5 +1,6 @@
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Pool;
+using GpuAnomaly.Kernels.StudentTeacher;
 
 namespace GpuAnomaly.Engine;
 
@@ -83,11 +84,54 @@ public abstract class Device : IDisposable
         RunAdd(a, b, y);
     }
 
+    /// <summary>
+    /// Uninformed Students scoring of one scale, fused (see <see cref="StudentTeacherScoreParams"/>):
+    /// teacher [N, D, H, W], <paramref name="students"/> the M students' outputs stacked [M, N, D, H, W],
+    /// mu and sigma [D]; score and the optional e and v (null = not written) [N, H, W].
+    /// </summary>
+    public void StudentTeacherScore(in StudentTeacherScoreParams p, Tensor teacher, Tensor students, Tensor mu, Tensor sigma,
+        Tensor score, Tensor? e = null, Tensor? v = null)
+    {
+        p.Validate();
+        Check("student_teacher_score students (stacked)", students, p.StudentsElements);
+        var one = new Shape(p.N, p.D, p.H, p.W);
+        long bytes = p.DescriptorElements * sizeof(float);
+        var list = new Tensor[p.M];
+        for (int i = 0; i < p.M; i++) list[i] = students.Slice(i * bytes, one, DType.F32);
+        StudentTeacherScore(p, teacher, list, mu, sigma, score, e, v);
+    }
+
+    /// <summary>As above with the M students' outputs as separate [N, D, H, W] tensors (a graph's values, no concat copy).</summary>
+    public void StudentTeacherScore(in StudentTeacherScoreParams p, Tensor teacher, IReadOnlyList<Tensor> students, Tensor mu, Tensor sigma,
+        Tensor score, Tensor? e = null, Tensor? v = null)
+    {
+        p.Validate();
+        ArgumentNullException.ThrowIfNull(students);
+        if (students.Count != p.M)
+            throw new ArgumentException($"student_teacher_score: {students.Count} student tensors for M = {p.M} ({p})");
+        Check("student_teacher_score teacher", teacher, p.DescriptorElements);
+        for (int i = 0; i < students.Count; i++) Check($"student_teacher_score student {i}", students[i], p.DescriptorElements);
+        Check("student_teacher_score mu", mu, p.D);
+        Check("student_teacher_score sigma", sigma, p.D);
+        Check("student_teacher_score score", score, p.OutputElements);
+        if (e is not null) Check("student_teacher_score e", e, p.OutputElements);
+        if (v is not null) Check("student_teacher_score v", v, p.OutputElements);
+        RunStudentTeacherScore(p, teacher, students, mu, sigma, score, e, v);
+    }
+
     protected abstract void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y);
     protected abstract void RunPool2d(in Pool2dParams p, Tensor x, Tensor y);
     protected abstract void RunLeakyRelu(Tensor x, float slope, Tensor y);
     protected abstract void RunRelu(Tensor x, Tensor y);
     protected abstract void RunAdd(Tensor a, Tensor b, Tensor y);
+    /// <summary>
+    /// Arguments validated: M student tensors, e and v null when not wanted. Virtual rather than
+    /// abstract so that devices written outside the engine (tests' counting devices) keep compiling;
+    /// cpu and the ILGPU devices override it.
+    /// </summary>
+    protected virtual void RunStudentTeacherScore(in StudentTeacherScoreParams p, Tensor teacher, IReadOnlyList<Tensor> students,
+        Tensor mu, Tensor sigma, Tensor score, Tensor? e, Tensor? v) =>
+        throw new NotSupportedException($"student_teacher_score is not implemented on device {Name}");
 
     private void Check(string what, Tensor t, long elements)
     {

@@ -1,6 +1,7 @@
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
+using GpuAnomaly.Kernels.StudentTeacher;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
@@ -19,6 +20,7 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<Conv2dGpu> _conv;
     private readonly Lazy<Pool2dGpu> _pool;
     private readonly Lazy<ElementwiseGpu> _elementwise;
+    private readonly Lazy<StudentTeacherScoreGpu> _studentTeacher;
 
     private IlgpuDevice(Context context, Accelerator accelerator, string name)
     {
@@ -28,6 +30,7 @@ public sealed class IlgpuDevice : Device
         _conv = new(() => new Conv2dGpu(accelerator));
         _pool = new(() => new Pool2dGpu(accelerator));
         _elementwise = new(() => new ElementwiseGpu(accelerator));
+        _studentTeacher = new(() => new StudentTeacherScoreGpu(accelerator));
     }
 
     public Accelerator Accelerator { get; }
@@ -124,6 +127,7 @@ public sealed class IlgpuDevice : Device
     public Conv2dGpu ConvKernels => _conv.Value;
     public Pool2dGpu PoolKernels => _pool.Value;
     public ElementwiseGpu ElementwiseKernels => _elementwise.Value;
+    public StudentTeacherScoreGpu StudentTeacherKernels => _studentTeacher.Value;
 
     protected override void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
         ConvKernels.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
@@ -132,6 +136,14 @@ public sealed class IlgpuDevice : Device
     protected override void RunLeakyRelu(Tensor x, float slope, Tensor y) => ElementwiseKernels.LeakyRelu(x.View<float>(), slope, y.View<float>());
     protected override void RunRelu(Tensor x, Tensor y) => ElementwiseKernels.Relu(x.View<float>(), y.View<float>());
     protected override void RunAdd(Tensor a, Tensor b, Tensor y) => ElementwiseKernels.Add(a.View<float>(), b.View<float>(), y.View<float>());
+
+    protected override void RunStudentTeacherScore(in StudentTeacherScoreParams p, Tensor teacher, IReadOnlyList<Tensor> students,
+        Tensor mu, Tensor sigma, Tensor score, Tensor? e, Tensor? v)
+    {
+        ArrayView<float> Student(int i) => i < students.Count ? students[i].View<float>() : default;
+        StudentTeacherKernels.Forward(p, teacher.View<float>(), Student(0), Student(1), Student(2), Student(3),
+            mu.View<float>(), sigma.View<float>(), score.View<float>(), e is null ? default : e.View<float>(), v is null ? default : v.View<float>());
+    }
 
     public override void Dispose()
     {

@@ -68,6 +68,18 @@ public sealed class GraphBuilder
 
     public Value Add(Value a, Value b, string? name = null) => Apply(name, new AddOp(), a, b);
 
+    /// <summary>
+    /// Uninformed Students score map [N, H, W] of one scale from the teacher's descriptors
+    /// [N, D, H, W], its per-channel statistics mu, sigma [D] and 1 to 4 students' outputs
+    /// [N, D, H, W], with the e / v statistics of anomaly-free images (see <see cref="StudentTeacherScoreOp"/>).
+    /// </summary>
+    public Value StudentTeacherScore(Value teacher, IReadOnlyList<Value> students, Value mu, Value sigma,
+        float eMean = 0f, float eStd = 1f, float vMean = 0f, float vStd = 1f, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(students);
+        return Apply(name, new StudentTeacherScoreOp(eMean, eStd, vMean, vStd), [teacher, mu, sigma, .. students]);
+    }
+
     /// <summary>Applies any op (built-in or user-defined) under a default name.</summary>
     public Value Apply(Op op, params Value[] inputs) => Apply(null, op, inputs);
 
