@@ -2,6 +2,7 @@ using GpuAnomaly.Kernels;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
+using GpuAnomaly.Kernels.StudentTeacher;
 
 namespace GpuAnomaly.Engine.Validation;
 
@@ -56,6 +57,41 @@ public static class KernelCheck
             Pool2dReference.Forward(p, x, expected);
             using var xt = device.FromHost(x, new Shape(x.Length));
             results.Add(new("pool2d", p.ToString(), RelL2(Poisoned(device, p.OutputElements, y => device.Pool2d(p, xt, y)), expected), Tolerance));
+        }
+        for (int i = 0; i < cases; i++)
+        {
+            bool small = device.Name == "ilgpu-cpu";
+            var p = StudentTeacherScoreParams.Create(rng.Next(1, 3), rng.Next(1, small ? 20 : 140), rng.Next(1, small ? 9 : 40),
+                rng.Next(1, small ? 9 : 40), rng.Next(1, StudentTeacherScoreParams.MaxStudents + 1),
+                (float)rng.NextDouble(), 0.5f + (float)rng.NextDouble(), (float)rng.NextDouble(), 0.5f + (float)rng.NextDouble());
+            progress?.Invoke($"student_teacher_score {p}");
+            // Realistic data: students near the normalized teacher, so v is small (the cancellation-prone regime).
+            var teacher = Floats(rng, p.DescriptorElements);
+            var mu = Floats(rng, p.D);
+            var sigma = Floats(rng, p.D).Select(x => 0.5f + Math.Abs(x)).ToArray();
+            var students = new float[p.StudentsElements];
+            int plane = p.H * p.W;
+            for (long j = 0; j < students.Length; j++)
+            {
+                long t = j % p.DescriptorElements;
+                int d = (int)(t / plane % p.D);
+                students[j] = (teacher[t] - mu[d]) / sigma[d] + 0.05f * (float)(rng.NextDouble() * 2 - 1);
+            }
+            var es = new double[p.OutputElements];
+            var ee = new double[p.OutputElements];
+            var ev = new double[p.OutputElements];
+            StudentTeacherScoreReference.Forward(p, teacher, students, mu, sigma, es, ee, ev);
+            using var tt = device.FromHost(teacher, new Shape(p.N, p.D, p.H, p.W));
+            using var ts = device.FromHost(students, new Shape(p.M, p.N, p.D, p.H, p.W));
+            using var tm = device.FromHost(mu, new Shape(p.D));
+            using var tg = device.FromHost(sigma, new Shape(p.D));
+            using var te = device.Allocate(new Shape(p.N, p.H, p.W));
+            using var tv = device.Allocate(new Shape(p.N, p.H, p.W));
+            var score = Poisoned(device, p.OutputElements, y => device.StudentTeacherScore(p, tt, ts, tm, tg, y, te, tv));
+            string shape = p.ToString();
+            results.Add(new("student_teacher_score", shape, RelL2(score, es), Tolerance));
+            results.Add(new("student_teacher_score.e", shape, RelL2(te.ToArray(), ee), Tolerance));
+            results.Add(new("student_teacher_score.v", shape, RelL2(tv.ToArray(), ev), Tolerance));
         }
         for (int i = 0; i < cases; i++)
         {
