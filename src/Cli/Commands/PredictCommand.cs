@@ -1,0 +1,99 @@
+using System.CommandLine;
+using System.Text.Json;
+using GpuAnomaly.Cli.Images;
+using GpuAnomaly.Engine;
+using GpuAnomaly.Models.Anomaly;
+using GpuAnomaly.Models.StudentTeacher;
+using Spectre.Console;
+
+namespace GpuAnomaly.Cli.Commands;
+
+/// <summary>
+/// `gpuanomaly predict [IMAGES or DIRS]`: the main job. Scores images with an Uninformed Students model
+/// (the bundled default when none is given, on the bundled sample images when no image is given), prints
+/// one JSON line per image and writes a heat-map overlay PNG per image. Undecodable images are reported
+/// and skipped; the exit code is then 2, after every other image has been processed.
+/// </summary>
+internal static class PredictCommand
+{
+    public static string DefaultModel => Path.Combine(AppContext.BaseDirectory, "models", "uninformed_students_default.safetensors");
+    public static string SampleImages => Path.Combine(AppContext.BaseDirectory, "samples");
+
+    public static Command Create(CliOutput output)
+    {
+        var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders (default: the bundled sample images)", Arity = ArgumentArity.ZeroOrMore };
+        var model = new Option<string>("--model", "-m") { Description = "An uninformed_students model file", DefaultValueFactory = _ => DefaultModel };
+        var device = CommonOptions.Device();
+        var outDir = new Option<string>("--out", "-o") { Description = "Folder for the heat-map PNGs", DefaultValueFactory = _ => "gpuanomaly-out" };
+        var batch = new Option<int>("--batch") { Description = "Images per device batch", DefaultValueFactory = _ => 16 };
+        var cmd = new Command("predict", "Score images: one JSON line each (score, label, boxes) and a heat-map PNG.") { inputs, model, device, outDir, batch };
+        cmd.SetAction(r =>
+        {
+            var files = Collect(r.GetValue(inputs) is { Length: > 0 } given ? given : [SampleImages]);
+            if (files.Count == 0) throw new ImageDecodeException(string.Join(", ", r.GetValue(inputs) ?? []), "no PNG, JPEG or BMP images found");
+            int batchSize = Math.Max(1, r.GetValue(batch));
+            string outPath = r.GetValue(outDir)!;
+            Directory.CreateDirectory(outPath);
+
+            using var dev = Device.Open(r.GetValue(device)!);
+            using var st = StudentTeacherModel.Load(r.GetValue(model)!, dev, Math.Min(batchSize, files.Count));
+            var cfg = st.Config;
+            var post = cfg.ImageScore is { } image ? new AnomalyPostProcessor(image, cfg.PixelScore ?? image) : null;
+            if (post is null) output.Error.WriteLine("warning: the model has no fitted score normalization (run 'gpuanomaly fit'); printing raw scores only");
+
+            int failed = 0, done = 0, c = cfg.InChannels, h = st.InputShape[2], w = st.InputShape[3];
+            var scorer = new BatchScorer(st);
+            void Score(Action<int> advance)
+            {
+                foreach (var s in scorer.Score(files, e => { output.Error.WriteLine($"error: {GpuAnomalyCli.OneLine(e.Message)} (skipped)"); failed++; }, advance))
+                {
+                    var line = new Dictionary<string, object?> { ["path"] = s.Path };
+                    float[] heat;
+                    if (post is not null)
+                    {
+                        var res = post.Process(s.Map, w, h, s.RawScore);
+                        line["pred_score"] = res.PredScore;
+                        line["pred_label"] = res.PredLabel ? "anomalous" : "normal";
+                        line["raw_score"] = s.RawScore;
+                        line["boxes"] = res.Boxes.Select(x => new[] { x.X0, x.Y0, x.X1, x.Y1 }).ToArray();
+                        heat = res.AnomalyMap;
+                    }
+                    else
+                    {
+                        // Unfitted: the map stretched to its own range, for the picture only.
+                        line["raw_score"] = s.RawScore;
+                        float lo = s.Map.Min(), hi = s.Map.Max();
+                        heat = s.Map.Select(v => hi > lo ? (v - lo) / (hi - lo) : 0f).ToArray();
+                    }
+                    string png = Path.Combine(outPath, Path.GetFileNameWithoutExtension(s.Path) + "_heatmap.png");
+                    var pixels = ImageFile.ToTensor(s.Image, h, w).Select(v => (byte)Math.Clamp(MathF.Round(v * 255f), 0, 255)).ToArray();
+                    ImageFile.WritePng(png, HeatMap.Overlay(heat, pixels, w, h, c), w, h);
+                    line["heatmap"] = png;
+                    output.Out.WriteLine(JsonSerializer.Serialize(line));
+                    done++;
+                }
+            }
+            // A progress bar on the terminal when there are many images; plain output otherwise (pipes, tests).
+            if (files.Count > st.InputShape[0] && output.Error == Console.Error && !Console.IsErrorRedirected)
+                AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }).Progress()
+                    .Start(ctx => { var task = ctx.AddTask("scoring", maxValue: files.Count); Score(n => task.Increment(n)); });
+            else Score(_ => { });
+            output.Error.WriteLine($"{done} images scored on {dev.Name}, {failed} skipped; heat maps in {outPath}");
+            return failed == 0 ? 0 : GpuAnomalyCli.ExitBadInput;
+        });
+        return cmd;
+    }
+
+    /// <summary>Files as given, folders expanded to their images (recursively, ordinal order).</summary>
+    private static List<string> Collect(IEnumerable<string> inputs)
+    {
+        var files = new List<string>();
+        foreach (string input in inputs)
+        {
+            if (Directory.Exists(input))
+                files.AddRange(Directory.GetFiles(input, "*", SearchOption.AllDirectories).Where(ImageFile.IsImage).Order(StringComparer.Ordinal));
+            else files.Add(input); // a missing or undecodable file is reported when it is read
+        }
+        return files;
+    }
+}
