@@ -17,6 +17,8 @@ public static class GpuAnomalyCli
         var output = new CliOutput(stdout ?? Console.Out, stderr ?? Console.Error);
         var root = new RootCommand("GpuAnomaly: anomaly and out-of-distribution detection on hand-written ILGPU kernels.");
         root.Subcommands.Add(PredictCommand.Create(output));
+        root.Subcommands.Add(EvalCommand.Create(output));
+        root.Subcommands.Add(FitCommand.Create(output));
         root.Subcommands.Add(DemoCommand.Create(output));
         root.Subcommands.Add(InfoCommand.Create(output));
         root.Subcommands.Add(InspectCommand.Create(output));
