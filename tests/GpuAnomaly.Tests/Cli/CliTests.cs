@@ -80,6 +80,26 @@ public class CliTests
     }
 
     [Fact]
+    public void Predict_NoArguments_ScoresTheBundledSamples()
+    {
+        string outDir = Directory.CreateTempSubdirectory("predict-default-").FullName;
+        try
+        {
+            var (code, output, err) = Run("predict", "--device", "cpu", "--out", outDir);
+            Assert.True(code == 0, err);
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(100, lines.Length);
+            Assert.All(lines, l => Assert.Contains("\"pred_score\"", l));
+            Assert.Equal(100, Directory.GetFiles(outDir, "*_heatmap.png").Length);
+            // The default model (Trouser as normal) flags most of the other classes' samples and few trousers.
+            int flagged = lines.Count(l => l.Contains("/anomalous_") && l.Contains("\"pred_label\":\"anomalous\""));
+            int kept = lines.Count(l => l.Contains("/normal_") && l.Contains("\"pred_label\":\"normal\""));
+            Assert.True(flagged >= 30 && kept >= 35, $"flagged {flagged}/50 anomalous, kept {kept}/50 normal");
+        }
+        finally { Directory.Delete(outDir, recursive: true); }
+    }
+
+    [Fact]
     public void Demo_OnCpu_MatchesPyTorch()
     {
         var (code, output, err) = Run("demo", "--device", "cpu", "--repeat", "2");
