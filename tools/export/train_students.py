@@ -3,9 +3,13 @@
 Format: docs/FORMATS.md, `uninformed_students`. The normal class's training images are split into
 training images and the last --val held-out images (validation statistics e/v mean and std).
 
-Example (from the repo root; about 8 minutes of 2 CPU cores with these defaults, see the
-provenance key of the exported file for the measured time):
+Example (from the repo root):
     nice -n 10 /usr/bin/python3 tools/export/train_students.py --normal-class 1 --out /tmp/us_class1.safetensors
+        --width 16 --teacher-steps 100 --student-steps 150
+Measured on 2 shared CPU cores (torch 1.13, 2 threads, load average 5-7 from other work): 624 s for all
+three scales (p=17 281 s while another job shared the cores, p=33 144 s, p=65 200 s); image AUROC of
+that model (eval_students.py --limit 500): 0.880. The defaults (width 32, 200 + 200 steps) should take
+roughly 2-3x longer (estimated from per-step timings, not measured). The exported file's `provenance` key records steps, seed and seconds.
 """
 import argparse
 import json
