@@ -7,7 +7,9 @@ namespace GpuAnomaly.Tests.StudentTeacher;
 /// scaled and shifted per channel, mu/sigma close to its true per-channel statistics, students =
 /// the normalized teacher plus small noise, so v is small and e moderate (the regime where
 /// computing v as a difference of sums cancels). EMean/EStd/VMean/VStd are the case's own
-/// statistics, so scores are centred near 0 as on real data. Expected values in float64.
+/// statistics with the means moved half a standard deviation down, so that scores sit near 1 rather
+/// than exactly at 0: with one or two pixels, the case's own statistics would make every score an
+/// exact cancellation to 0 and the relative error meaningless. Expected values in float64.
 /// </summary>
 public sealed class StudentTeacherScoreCase
 {
@@ -50,6 +52,8 @@ public sealed class StudentTeacherScoreCase
         StudentTeacherScoreReference.Forward(p, teacher, students, mu, sigma, score, e, v);
         (p.EMean, p.EStd) = Stats(e);
         (p.VMean, p.VStd) = Stats(v);
+        p.EMean -= 0.5f * p.EStd;
+        p.VMean -= 0.5f * p.VStd;
         StudentTeacherScoreReference.Forward(p, teacher, students, mu, sigma, score, e, v);
         return new() { P = p, Teacher = teacher, Students = students, Mu = mu, Sigma = sigma, Score = score, E = e, V = v };
     }
