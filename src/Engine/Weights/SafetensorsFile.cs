@@ -109,6 +109,9 @@ public sealed class SafetensorsFile : IDisposable
         return result;
     }
 
+    /// <summary>A float tensor with its shape, as a model's weight: <see cref="ReadFloat32"/> plus the entry's shape.</summary>
+    public (float[] Data, Shape Shape) ReadWeight(string name) => (ReadFloat32(name), new Shape([.. this[name].Shape]));
+
     /// <summary>
     /// Uploads a tensor to <paramref name="device"/>: F32, F16 and BF16 become an F32 tensor;
     /// I8, U8 and I32 keep their dtype. Read in chunks, so a tensor is never held twice on the host.

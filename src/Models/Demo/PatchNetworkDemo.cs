@@ -47,13 +47,8 @@ public sealed class PatchNetworkDemo : IDisposable
         var g = new GraphBuilder();
         var input = new Shape(batch, config.InChannels, height ?? config.Height, width ?? config.Width);
         var image = g.Input("image", input);
-        (float[], Shape) Weight(string name)
-        {
-            if (!file.Contains(name)) throw new SafetensorsException(path, name, "tensor missing (the model's architecture needs it)");
-            return (file.ReadFloat32(name), new Shape([.. file[name].Shape]));
-        }
         foreach (int p in config.Scales)
-            g.Output(OutputName(p), DensePatchNetwork.Build(g, image, p, $"p{p}.", Weight));
+            g.Output(OutputName(p), DensePatchNetwork.Build(g, image, p, $"p{p}.", file.ReadWeight));
         var graph = g.Build();
         return new PatchNetworkDemo(new Executor(graph, device), config.Scales, input);
     }

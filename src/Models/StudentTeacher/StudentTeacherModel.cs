@@ -40,22 +40,17 @@ public sealed class StudentTeacherModel : IDisposable
         var config = UninformedStudentsConfig.Parse(path, file.Metadata);
         if (config.Students > Kernels.StudentTeacher.StudentTeacherScoreParams.MaxStudents)
             throw new SafetensorsException(path, null, $"{config.Students} students per scale; the fused scoring kernel takes at most {Kernels.StudentTeacher.StudentTeacherScoreParams.MaxStudents}");
-        (float[], Shape) Weight(string name)
-        {
-            if (!file.Contains(name)) throw new SafetensorsException(path, name, "tensor missing (the model's architecture needs it)");
-            return (file.ReadFloat32(name), new Shape([.. file[name].Shape]));
-        }
 
         var g = new GraphBuilder();
         var input = new Shape(batch, config.InChannels, height ?? config.Height, width ?? config.Width);
         var image = g.Input("image", input);
         foreach (int p in config.Scales)
         {
-            var teacher = DensePatchNetwork.Build(g, image, p, $"teacher.p{p}.", Weight);
+            var teacher = DensePatchNetwork.Build(g, image, p, $"teacher.p{p}.", file.ReadWeight);
             var students = Enumerable.Range(0, config.Students)
-                .Select(i => DensePatchNetwork.Build(g, image, p, $"students.{i}.p{p}.", Weight)).ToArray();
-            var (mu, muShape) = Weight($"teacher.p{p}.mu");
-            var (sigma, sigmaShape) = Weight($"teacher.p{p}.sigma");
+                .Select(i => DensePatchNetwork.Build(g, image, p, $"students.{i}.p{p}.", file.ReadWeight)).ToArray();
+            var (mu, muShape) = file.ReadWeight($"teacher.p{p}.mu");
+            var (sigma, sigmaShape) = file.ReadWeight($"teacher.p{p}.sigma");
             foreach (float s in sigma)
                 if (!(s > 0)) throw new SafetensorsException(path, $"teacher.p{p}.sigma", $"holds {s}; standard deviations must be positive");
             var stats = config.Validation[p];
