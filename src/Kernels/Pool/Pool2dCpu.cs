@@ -9,7 +9,7 @@ namespace GpuAnomaly.Kernels.Pool;
 /// The window is separable: each output row first reduces its KH input rows column by
 /// column into a padded row buffer (vectorized over W for any stride), then reduces KW
 /// columns of that buffer per output (vectorized over OutW when the stride is 1, the
-/// dense-extraction case; scalar otherwise). The buffer's border holds the padding value
+/// dense-extraction case; deinterleaved with AVX2 when it is 2; scalar otherwise). The buffer's border holds the padding value
 /// (-inf for max, 0 for avg), so the inner loops have no bounds checks.
 /// </summary>
 public static unsafe class Pool2dCpu
