@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace GpuAnomaly.Kernels.Pool;
 
@@ -7,7 +9,7 @@ namespace GpuAnomaly.Kernels.Pool;
 /// The window is separable: each output row first reduces its KH input rows column by
 /// column into a padded row buffer (vectorized over W for any stride), then reduces KW
 /// columns of that buffer per output (vectorized over OutW when the stride is 1, the
-/// dense-extraction case; scalar otherwise). The buffer's border holds the padding value
+/// dense-extraction case; deinterleaved with AVX2 when it is 2; scalar otherwise). The buffer's border holds the padding value
 /// (-inf for max, 0 for avg), so the inner loops have no bounds checks.
 /// </summary>
 public static unsafe class Pool2dCpu
@@ -58,8 +60,8 @@ public static unsafe class Pool2dCpu
         where TOp : struct, IReduce
     {
         int h = p.H, w = p.W, oh = p.OutH, ow = p.OutW, pw = p.PadW;
-        int bufferLength = w + 2 * pw;
-        float[] buffer = new float[bufferLength];
+        // Slack past the right border: the stride-2 path loads 16 floats to keep 8.
+        float[] buffer = new float[w + 2 * pw + 8];
         buffer.AsSpan().Fill(TOp.Identity); // the border keeps the padding value; the middle is rewritten per row
         bool avg = typeof(TOp) == typeof(SumOp);
         float kernelArea = p.KH * p.KW;
@@ -103,6 +105,19 @@ public static unsafe class Pool2dCpu
                         acc.Store(yRow + ox);
                     }
                 }
+                else if (p.StrideW == 2 && Avx2.IsSupported)
+                {
+                    // MaxPool2d(2) and the 3x3 stride-2 stem: deinterleave instead of a scalar loop.
+                    var vDivisor = Vector256.Create(rowDivisor);
+                    for (; ox <= ow - 8; ox += 8)
+                    {
+                        var acc = Evens(cb + 2 * ox);
+                        for (int kx = 1; kx < p.KW; kx++) acc = TOp.Apply(acc, Evens(cb + 2 * ox + kx * p.DilW));
+                        acc = Avx2.Permute4x64(acc.AsDouble(), 0b11_01_10_00).AsSingle();
+                        if (avg) acc /= counts == null ? vDivisor : vDivisor * Vector256.Load(counts + ox);
+                        acc.Store(yRow + ox);
+                    }
+                }
                 for (; ox < ow; ox++)
                 {
                     float* start = cb + ox * p.StrideW;
@@ -114,6 +129,13 @@ public static unsafe class Pool2dCpu
             }
         }
     }
+
+    /// <summary>
+    /// The even elements of p[0..16), lane-interleaved as (p0 p2 p8 p10 | p4 p6 p12 p14).
+    /// Elementwise ops keep that order, so one Permute4x64(0b11_01_10_00) after the last tap
+    /// restores p0 p2 p4 ... p14.
+    /// </summary>
+    private static Vector256<float> Evens(float* p) => Avx.Shuffle(Vector256.Load(p), Vector256.Load(p + 8), 0b10_00_10_00);
 
     /// <summary>dst = op(a, b) elementwise; dst may be a.</summary>
     private static void CombineRows<TOp>(float* dst, float* a, float* b, int n) where TOp : struct, IReduce
@@ -129,6 +151,7 @@ public static unsafe class Pool2dCpu
         static abstract float Identity { get; }
         static abstract float Apply(float a, float b);
         static abstract Vector<float> Apply(Vector<float> a, Vector<float> b);
+        static abstract Vector256<float> Apply(Vector256<float> a, Vector256<float> b);
     }
 
     /// <summary>Max with NaN propagating (as PyTorch's max pooling does).</summary>
@@ -137,6 +160,7 @@ public static unsafe class Pool2dCpu
         public static float Identity => float.NegativeInfinity;
         public static float Apply(float a, float b) => MathF.Max(a, b);
         public static Vector<float> Apply(Vector<float> a, Vector<float> b) => Vector.Max(a, b);
+        public static Vector256<float> Apply(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
     }
 
     private struct SumOp : IReduce
@@ -144,5 +168,6 @@ public static unsafe class Pool2dCpu
         public static float Identity => 0f;
         public static float Apply(float a, float b) => a + b;
         public static Vector<float> Apply(Vector<float> a, Vector<float> b) => a + b;
+        public static Vector256<float> Apply(Vector256<float> a, Vector256<float> b) => a + b;
     }
 }

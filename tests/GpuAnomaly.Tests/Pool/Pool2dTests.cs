@@ -27,11 +27,13 @@ public class Pool2dTests : IClassFixture<IlgpuCpuFixture>
     public void CpuKernel_MatchesReference(PoolKind kind)
     {
         var rng = KernelLab.NewRng(out int seed);
-        // The sweep plus shapes large enough for the multi-threaded path (>= 16k outputs) and the dense-extraction 2x2 / stride 1.
+        // The sweep plus shapes large enough for the multi-threaded path (>= 16k outputs), the dense-extraction
+        // 2x2 / stride 1, and stride 2.
         var shapes = Enumerable.Range(0, Cases).Select(_ => RandomParams(rng, kind, maxSide: 70, maxOutputs: 60_000)).ToList();
         shapes.Add(Pool2dParams.Create(kind, 2, 8, 57, 61, kernel: 2, stride: 1));
         shapes.Add(Pool2dParams.Create(kind, 1, 3, 113, 131, kernel: 3, stride: 1, padding: 1, countIncludePad: false));
         shapes.Add(Pool2dParams.Create(kind, 3, 5, 45, 67, kernel: 3, stride: 2, padding: 1));
+        shapes.Add(Pool2dParams.Create(kind, 2, 4, 31, 37, kernel: 2)); // MaxPool2d(2): the stride-2 deinterleaving path
         foreach (var p in shapes)
             Check(p, rng, seed, x =>
             {
