@@ -39,17 +39,7 @@ public static unsafe class StudentTeacherScoreCpu
         ReadOnlySpan<float> mu, ReadOnlySpan<float> sigma, Span<float> score, Span<float> e, Span<float> v)
     {
         p.Validate();
-        long desc = p.DescriptorElements, outs = p.OutputElements;
-        if (teacher.Length != desc || mu.Length != p.D || sigma.Length != p.D || score.Length != outs
-            || (e.Length != 0 && e.Length != outs) || (v.Length != 0 && v.Length != outs))
-            throw new ArgumentException($"student_teacher_score: teacher {teacher.Length}, mu {mu.Length}, sigma {sigma.Length}, score {score.Length}, " +
-                $"e {e.Length}, v {v.Length} elements do not fit {p} (teacher N*D*H*W, mu/sigma D, outputs N*H*W or empty for e, v)");
-        for (int i = 0; i < StudentTeacherScoreParams.MaxStudents; i++)
-        {
-            var si = i switch { 0 => s0, 1 => s1, 2 => s2, _ => s3 };
-            if (si.Length != (i < p.M ? desc : 0))
-                throw new ArgumentException($"student_teacher_score: student {i} has {si.Length} elements, expected {(i < p.M ? desc : 0)} ({p})");
-        }
+        p.CheckLengths(teacher.Length, mu.Length, sigma.Length, score.Length, e.Length, v.Length, s0.Length, s1.Length, s2.Length, s3.Length);
 
         // 1/sigma once per channel: a multiply per element instead of a divide.
         var invSigma = new float[p.D];

@@ -40,16 +40,8 @@ public sealed class StudentTeacherScoreGpu
         ArrayView<float> mu, ArrayView<float> sigma, ArrayView<float> score, ArrayView<float> e, ArrayView<float> v)
     {
         p.Validate();
-        long desc = p.DescriptorElements, outs = p.OutputElements;
-        if (teacher.Length != desc || mu.Length != p.D || sigma.Length != p.D || score.Length != outs
-            || (e.Length != 0 && e.Length != outs) || (v.Length != 0 && v.Length != outs))
-            throw new ArgumentException($"student_teacher_score: teacher {teacher.Length}, mu {mu.Length}, sigma {sigma.Length}, score {score.Length}, " +
-                $"e {e.Length}, v {v.Length} elements do not fit {p} (teacher N*D*H*W, mu/sigma D, outputs N*H*W or empty for e, v)");
-        var students = new[] { s0, s1, s2, s3 };
-        for (int i = 0; i < students.Length; i++)
-            if (students[i].Length != (i < p.M ? desc : 0))
-                throw new ArgumentException($"student_teacher_score: student {i} has {students[i].Length} elements, expected {(i < p.M ? desc : 0)} ({p})");
-        _kernel((int)outs, p, teacher, s0, s1, s2, s3, mu, sigma, score, e, v);
+        p.CheckLengths(teacher.Length, mu.Length, sigma.Length, score.Length, e.Length, v.Length, s0.Length, s1.Length, s2.Length, s3.Length);
+        _kernel((int)p.OutputElements, p, teacher, s0, s1, s2, s3, mu, sigma, score, e, v);
     }
 
     private static void Kernel(Index1D index, StudentTeacherScoreParams p, ArrayView<float> teacher,

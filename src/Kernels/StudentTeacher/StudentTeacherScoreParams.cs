@@ -50,6 +50,23 @@ public struct StudentTeacherScoreParams
             throw new ArgumentException($"student_teacher_score: tensors above 2^31 elements are not supported ({this})");
     }
 
+    /// <summary>
+    /// Checks the buffer lengths every implementation receives: teacher N*D*H*W, mu/sigma D, score N*H*W,
+    /// e and v N*H*W or 0 (not written), students 0..M-1 N*D*H*W each and the unused ones empty.
+    /// </summary>
+    public readonly void CheckLengths(long teacher, long mu, long sigma, long score, long e, long v,
+        long s0, long s1, long s2, long s3)
+    {
+        long desc = DescriptorElements, outs = OutputElements;
+        if (teacher != desc || mu != D || sigma != D || score != outs || (e != 0 && e != outs) || (v != 0 && v != outs))
+            throw new ArgumentException($"student_teacher_score: teacher {teacher}, mu {mu}, sigma {sigma}, score {score}, " +
+                $"e {e}, v {v} elements do not fit {this} (teacher N*D*H*W, mu/sigma D, outputs N*H*W or empty for e, v)");
+        long[] students = [s0, s1, s2, s3];
+        for (int i = 0; i < MaxStudents; i++)
+            if (students[i] != (i < M ? desc : 0))
+                throw new ArgumentException($"student_teacher_score: student {i} has {students[i]} elements, expected {(i < M ? desc : 0)} ({this})");
+    }
+
     public override readonly string ToString() =>
         $"N={N} D={D} H={H} W={W} M={M} e=({EMean}, {EStd}) v=({VMean}, {VStd})";
 }
