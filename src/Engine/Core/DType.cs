@@ -24,6 +24,20 @@ public static class DTypeExtensions
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown dtype"),
     };
 
+    /// <summary>
+    /// Bytes a tensor of this shape occupies. Ternary2 is a [rows = shape[0], K = rest] matrix of
+    /// 2-bit codes packed 16 per uint32 word with each row padded to a whole word
+    /// (GpuAnomaly.Kernels.Ternary.TernaryPacking, docs/FORMATS.md).
+    /// </summary>
+    public static long StorageBytes(this DType t, Shape shape)
+    {
+        if (t != DType.Ternary2) return shape.Bytes(t);
+        if (shape.Rank == 0 || shape.Elements == 0) return 0;
+        long rows = shape[0], k = shape.Elements / rows;
+        if (k > int.MaxValue) throw new ArgumentException($"ternary tensor {shape}: rows of {k} weights are too long");
+        return GpuAnomaly.Kernels.Ternary.TernaryPacking.Bytes(rows, (int)k);
+    }
+
     /// <summary>The safetensors header tag ("F32", ...).</summary>
     public static string Tag(this DType t) => t switch
     {

@@ -37,7 +37,7 @@ public sealed class Tensor : IDisposable
 
     internal Tensor(DeviceMemory memory, long byteOffset, Shape shape, DType dtype, bool ownsMemory)
     {
-        long bytes = dtype == DType.Ternary2 ? (shape.Elements + 3) / 4 : shape.Bytes(dtype);
+        long bytes = dtype.StorageBytes(shape);
         if (byteOffset < 0 || byteOffset + bytes > memory.Bytes)
             throw new ArgumentOutOfRangeException(nameof(byteOffset), $"tensor {shape} {dtype} at byte {byteOffset} does not fit in a block of {memory.Bytes} bytes");
         Memory = memory;

@@ -21,7 +21,7 @@ public abstract class Device : IDisposable
 
     public Tensor Allocate(Shape shape, DType dtype = DType.F32, string? what = null)
     {
-        long bytes = dtype == DType.Ternary2 ? (shape.Elements + 3) / 4 : shape.Bytes(dtype);
+        long bytes = dtype.StorageBytes(shape);
         return new Tensor(AllocateMemory(bytes, what ?? $"tensor {shape}"), 0, shape, dtype, ownsMemory: true);
     }
 
