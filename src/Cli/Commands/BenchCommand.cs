@@ -19,12 +19,29 @@ internal static class BenchCommand
         var small = new Option<bool>("--small") { Description = "Tiny shapes (for the ilgpu-cpu emulator and smoke tests)" };
         var filter = new Option<string>("--filter") { Description = "Only kernels whose name or shape contains this text", DefaultValueFactory = _ => "" };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file" };
-        var cmd = new Command("bench", "Time the kernels on a device against its measured peak.") { device, small, filter, json };
+        var model = new Option<FileInfo?>("--model") { Description = "Time this Uninformed Students model end to end instead of the kernels" };
+        var batch = new Option<int>("--batch") { Description = "With --model: images per run", DefaultValueFactory = _ => 1 };
+        var size = new Option<int?>("--size") { Description = "With --model: square input size (default: the model's)" };
+        var repeat = new Option<int>("--repeat") { Description = "With --model: timed runs after the first", DefaultValueFactory = _ => 5 };
+        var cmd = new Command("bench", "Time the kernels (or a whole model) on a device against its measured peak.")
+            { device, small, filter, json, model, batch, size, repeat };
         cmd.SetAction(r =>
         {
             using var dev = Device.Open(r.GetValue(device)!);
             var console = InfoCommand.Console(output.Out);
             console.WriteLine($"device: {dev.Name} ({dev.Description})");
+            if (r.GetValue(model) is { } modelFile)
+            {
+                if (r.GetValue(batch) < 1 || r.GetValue(size) is < 1 || r.GetValue(repeat) < 1)
+                {
+                    output.Error.WriteLine("error: --batch, --size and --repeat must be positive");
+                    return GpuAnomalyCli.ExitBadInput;
+                }
+                var m = ModelBench.Run(dev, modelFile.FullName, r.GetValue(batch), r.GetValue(size), r.GetValue(repeat), console);
+                if (r.GetValue(json) is { } mf)
+                    File.WriteAllText(mf.FullName, JsonSerializer.Serialize(m, new JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
             var peaks = DevicePeaks.Measure(dev, quick: r.GetValue(small));
             console.WriteLine($"measured peak: {peaks.Fp32GFlops:F0} GFLOP/s fp32 FMA, {peaks.CopyGBps:F0} GB/s copy (read + write)");
             var results = KernelSuite.Run(dev, r.GetValue(small), r.GetValue(filter)!, name => output.Error.WriteLine($"timing {name}"));

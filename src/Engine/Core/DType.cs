@@ -8,7 +8,7 @@ public enum DType
     I8,
     I32,
     U8,
-    /// <summary>2-bit packed ternary weights {-1, 0, +1}; layout defined by the ternary issue (docs/FORMATS.md).</summary>
+    /// <summary>2-bit packed ternary weights {-1, 0, +1}: rows of uint32 words of 16 codes (TernaryPacking, docs/FORMATS.md).</summary>
     Ternary2,
 }
 
@@ -59,6 +59,7 @@ public static class DTypeExtensions
             case "I8": t = DType.I8; return true;
             case "I32": t = DType.I32; return true;
             case "U8": t = DType.U8; return true;
+            case "T2": t = DType.Ternary2; return true;
             default: t = default; return false;
         }
     }

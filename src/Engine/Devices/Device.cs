@@ -1,6 +1,7 @@
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
+using GpuAnomaly.Kernels.Ternary;
 
 namespace GpuAnomaly.Engine;
 
@@ -85,6 +86,34 @@ public abstract class Device : IDisposable
     }
 
     /// <summary>
+    /// TernaryLinear (METHODS.md §3): x [M, K] F32, w a <see cref="DType.Ternary2"/> tensor [N, K] (packed
+    /// rows, <see cref="TernaryPacking"/>), scale [1] or [N], optional bias [N], y [M, N].
+    /// </summary>
+    public void TernaryLinear(in TernaryLinearParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y)
+    {
+        p.Validate();
+        Check("ternary_linear input", x, p.InputElements);
+        CheckTernary("ternary_linear weight", w, p.N, p.K);
+        Check("ternary_linear scale", scale, p.ScaleElements);
+        if (p.HasBias != 0) Check("ternary_linear bias", bias ?? throw new ArgumentException("ternary_linear: HasBias = 1 but no bias tensor"), p.N);
+        Check("ternary_linear output", y, p.OutputElements);
+        RunTernaryLinear(p, x, w, scale, p.HasBias != 0 ? bias : null, y);
+    }
+
+    /// <summary>Conv2d with ternary weights: w a <see cref="DType.Ternary2"/> tensor [COut, CIn/groups, KH, KW], scale [1] or [COut].</summary>
+    public void TernaryConv2d(in TernaryConv2dParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y)
+    {
+        p.Validate();
+        var c = p.Conv;
+        Check("ternary_conv2d input", x, c.InputElements);
+        CheckTernary("ternary_conv2d weight", w, c.COut, p.K);
+        Check("ternary_conv2d scale", scale, p.ScaleElements);
+        if (c.HasBias != 0) Check("ternary_conv2d bias", bias ?? throw new ArgumentException("ternary_conv2d: HasBias = 1 but no bias tensor"), c.COut);
+        Check("ternary_conv2d output", y, c.OutputElements);
+        RunTernaryConv2d(p, x, w, scale, c.HasBias != 0 ? bias : null, y);
+    }
+
+    /// <summary>
     /// Uninformed Students scoring of one scale, fused (see <see cref="StudentTeacherScoreParams"/>):
     /// teacher [N, D, H, W], <paramref name="students"/> the M students' outputs stacked [M, N, D, H, W],
     /// mu and sigma [D]; score and the optional e and v (null = not written) [N, H, W].
@@ -132,6 +161,24 @@ public abstract class Device : IDisposable
     protected virtual void RunStudentTeacherScore(in StudentTeacherScoreParams p, Tensor teacher, IReadOnlyList<Tensor> students,
         Tensor mu, Tensor sigma, Tensor score, Tensor? e, Tensor? v) =>
         throw new NotSupportedException($"student_teacher_score is not implemented on device {Name}");
+
+    /// <summary>Arguments validated; bias null when absent. Virtual so that devices written outside the engine keep compiling.</summary>
+    protected virtual void RunTernaryLinear(in TernaryLinearParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
+        throw new NotSupportedException($"ternary_linear is not implemented on device {Name}");
+
+    /// <summary>Arguments validated; bias null when absent.</summary>
+    protected virtual void RunTernaryConv2d(in TernaryConv2dParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
+        throw new NotSupportedException($"ternary_conv2d is not implemented on device {Name}");
+
+    private void CheckTernary(string what, Tensor t, int rows, int k)
+    {
+        if (!ReferenceEquals(t.Device, this))
+            throw new ArgumentException($"{what} lives on {t.Device.Name}, the op runs on {Name}");
+        if (t.DType != DType.Ternary2)
+            throw new ArgumentException($"{what} is {t.DType}; this op takes a packed ternary (Ternary2) weight");
+        if (t.Shape[0] != rows || t.Elements != (long)rows * k || t.ByteLength != TernaryPacking.Bytes(rows, k))
+            throw new ArgumentException($"{what} {t.Shape} ({t.ByteLength} bytes) is not a packed [{rows}, {k}] matrix");
+    }
 
     private void Check(string what, Tensor t, long elements)
     {

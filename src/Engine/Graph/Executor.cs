@@ -141,6 +141,12 @@ public sealed class Executor : IDisposable
             if (ReferenceEquals(t.Device, Device)) return t.MarkConstant();
             return Own(Device.FromHost(t.ToArray(), v.Shape, $"constant '{v.Name}'").MarkConstant());
         }
+        if (v.HostBytes is { } bytes)
+        {
+            var packed = Own(Device.Allocate(v.Shape, v.DType, $"constant '{v.Name}'"));
+            Device.CopyFromHost(bytes.Span, packed);
+            return packed.MarkConstant();
+        }
         return Own(Device.FromHost(v.HostData, v.Shape, $"constant '{v.Name}'").MarkConstant());
     }
 

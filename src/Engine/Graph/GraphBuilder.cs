@@ -40,6 +40,26 @@ public sealed class GraphBuilder
     }
 
     /// <summary>
+    /// A packed ternary weight (<see cref="DType.Ternary2"/>): uint32 words [shape[0], Words(K)] as
+    /// <see cref="Kernels.Ternary.TernaryPacking"/> lays them out; the codes are checked here.
+    /// </summary>
+    public Value TernaryConstant(string name, uint[] packed, Shape shape)
+    {
+        ArgumentNullException.ThrowIfNull(packed);
+        if (shape.Rank < 1 || shape.Elements < 1)
+            throw new ArgumentException($"constant '{name}': ternary shape {shape} needs rows and columns");
+        long k = shape.Elements / shape[0];
+        if (k > int.MaxValue) throw new ArgumentException($"constant '{name}': ternary rows of {k} weights are too long");
+        if (Kernels.Ternary.TernaryPacking.Validate(packed, shape[0], (int)k) is { } problem)
+            throw new ArgumentException($"constant '{name}': {problem}");
+        var bytes = new byte[packed.Length * sizeof(uint)];
+        Buffer.BlockCopy(packed, 0, bytes, 0, bytes.Length);
+        var v = NewValue(name, shape, ValueKind.Constant, hostBytes: bytes, dtype: DType.Ternary2);
+        _constants.Add(v);
+        return v;
+    }
+
+    /// <summary>
     /// A weight already in a tensor: an executor on the tensor's device uses it as is (the
     /// caller keeps ownership and must keep it alive); an executor elsewhere copies it.
     /// </summary>
@@ -131,13 +151,13 @@ public sealed class GraphBuilder
     }
 
     private Value NewValue(string name, Shape shape, ValueKind kind, Node? producer = null,
-        float[]? hostData = null, Tensor? deviceData = null)
+        float[]? hostData = null, Tensor? deviceData = null, ReadOnlyMemory<byte>? hostBytes = null, DType dtype = DType.F32)
     {
         ArgumentNullException.ThrowIfNull(shape);
         CheckOpen();
         CheckName(name);
         _names.Add(name);
-        var v = new Value(this, _values.Count, name, shape, kind, producer) { HostData = hostData, DeviceData = deviceData };
+        var v = new Value(this, _values.Count, name, shape, kind, producer) { HostData = hostData, DeviceData = deviceData, HostBytes = hostBytes, DType = dtype };
         _values.Add(v);
         return v;
     }

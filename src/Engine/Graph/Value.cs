@@ -12,7 +12,8 @@ public enum ValueKind
 }
 
 /// <summary>
-/// An F32 tensor in a graph: a graph input, a constant (weight) or the output of a node.
+/// A tensor in a graph: a graph input, a constant (weight) or the output of a node. Inputs and
+/// node outputs are F32; a constant may also be a packed ternary weight (<see cref="DType.Ternary2"/>).
 /// Its shape is known when it is created (shape inference runs as nodes are added).
 /// </summary>
 public sealed class Value
@@ -33,7 +34,7 @@ public sealed class Value
     /// <summary>The input's, constant's or producing node's name.</summary>
     public string Name { get; }
     public Shape Shape { get; }
-    public DType DType => DType.F32;
+    public DType DType { get; init; } = DType.F32;
     public ValueKind Kind { get; }
     /// <summary>The node computing this value; null for inputs and constants.</summary>
     public Node? Producer { get; }
@@ -42,10 +43,12 @@ public sealed class Value
     internal float[]? HostData { get; init; }
     /// <summary>A constant given as a tensor (null otherwise); used in place when it lives on the executor's device.</summary>
     internal Tensor? DeviceData { get; init; }
+    /// <summary>Raw host bytes of a non-F32 constant (a packed ternary weight), null otherwise.</summary>
+    internal ReadOnlyMemory<byte>? HostBytes { get; init; }
 
-    public long Bytes => Shape.Bytes(DType.F32);
+    public long Bytes => DType.StorageBytes(Shape);
 
-    public override string ToString() => $"{Name} {Shape}";
+    public override string ToString() => DType == DType.F32 ? $"{Name} {Shape}" : $"{Name} {Shape} {DType}";
 }
 
 /// <summary>One op applied to its input values, producing one value named like the node.</summary>

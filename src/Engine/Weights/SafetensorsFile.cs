@@ -113,8 +113,33 @@ public sealed class SafetensorsFile : IDisposable
     public (float[] Data, Shape Shape) ReadWeight(string name) => (ReadFloat32(name), new Shape([.. this[name].Shape]));
 
     /// <summary>
+    /// A packed ternary ("T2") weight as uint32 words [rows, Words(K)] with its shape; the codes are
+    /// checked (no code 3, zero-code padding), so a corrupt file fails here, naming the tensor.
+    /// </summary>
+    public (uint[] Packed, Shape Shape) ReadTernary(string name)
+    {
+        var e = this[name];
+        if (e.DTypeTag != SafetensorsDTypes.Ternary)
+            throw new SafetensorsException(Path, name, $"is {e.DTypeTag}, not a packed ternary (T2) tensor");
+        var bytes = ReadBytes(name);
+        var packed = new uint[bytes.Length / 4];
+        Buffer.BlockCopy(bytes, 0, packed, 0, bytes.Length);
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("T2 tensors are read on little-endian hosts only");
+        CheckTernary(e, packed);
+        return (packed, new Shape([.. e.Shape]));
+    }
+
+    private void CheckTernary(SafetensorsEntry e, ReadOnlySpan<uint> packed)
+    {
+        int rows = e.Shape[0];
+        int k = (int)(e.Elements / rows);
+        if (GpuAnomaly.Kernels.Ternary.TernaryPacking.Validate(packed, rows, k) is { } problem)
+            throw new SafetensorsException(Path, e.Name, $"packed ternary data is invalid: {problem}");
+    }
+
+    /// <summary>
     /// Uploads a tensor to <paramref name="device"/>: F32, F16 and BF16 become an F32 tensor;
-    /// I8, U8 and I32 keep their dtype. Read in chunks, so a tensor is never held twice on the host.
+    /// I8, U8, I32 and T2 (checked packed ternary codes) keep their dtype. Read in chunks, so a tensor is never held twice on the host.
     /// </summary>
     public Tensor Load(string name, Device device)
     {
@@ -150,10 +175,12 @@ public sealed class SafetensorsFile : IDisposable
 
         if (e.DType is { } raw)
         {
+            var bytes = ReadBytes(name);
+            if (raw == Engine.DType.Ternary2) CheckTernary(e, MemoryMarshal.Cast<byte, uint>(bytes));
             var t = device.Allocate(shape, raw, $"tensor '{name}'");
             try
             {
-                device.CopyFromHost(ReadBytes(name), t);
+                device.CopyFromHost(bytes, t);
                 return t;
             }
             catch
@@ -163,7 +190,7 @@ public sealed class SafetensorsFile : IDisposable
             }
         }
 
-        throw new SafetensorsException(Path, name, $"dtype {e.DTypeTag} cannot be loaded as an engine tensor (supported: F32, F16, BF16, I8, U8, I32); use ReadBytes");
+        throw new SafetensorsException(Path, name, $"dtype {e.DTypeTag} cannot be loaded as an engine tensor (supported: F32, F16, BF16, I8, U8, I32, T2); use ReadBytes");
     }
 
     /// <summary>Reads elements [first, first + dst.Length) of a float tensor, converting to float.</summary>

@@ -106,7 +106,6 @@ internal sealed class SafetensorsHeader
         string tag = dt.GetString()!;
         if (!SafetensorsDTypes.IsKnown(tag))
             throw Bad($"unknown dtype '{SafetensorsException.Printable(tag)}' (known: {string.Join(", ", SafetensorsDTypes.Tags)})");
-        int elementSize = SafetensorsDTypes.ElementSize(tag);
 
         // shape
         if (sh.ValueKind != JsonValueKind.Array) throw Bad($"'shape' is a JSON {Kind(sh)}, not an array of integers");
@@ -142,20 +141,12 @@ internal sealed class SafetensorsHeader
         long begin = pair[0], end = pair[1];
         if (begin > end) throw Bad($"data_offsets [{begin}, {end}] begin after they end");
 
-        // size: product of dims times element size, in checked arithmetic (a hostile shape can overflow 64 bits)
-        ulong bytes = 0;
-        if (!dims.Contains(0))
-        {
-            try
-            {
-                bytes = (ulong)elementSize;
-                foreach (int d in dims) bytes = checked(bytes * (ulong)d);
-            }
-            catch (OverflowException)
-            {
-                throw Bad($"{tag} {shapeText} needs more bytes than 64 bits can count: the shape product overflows 64 bits");
-            }
-        }
+        // size: product of dims times element size (T2: rows of packed words), in checked arithmetic
+        // (a hostile shape can overflow 64 bits)
+        ulong bytes = SafetensorsDTypes.StorageBytes(tag, dims)
+            ?? throw Bad(tag == SafetensorsDTypes.Ternary && dims.Length == 0
+                ? "T2 (packed ternary) tensors need at least one dimension (the rows)"
+                : $"{tag} {shapeText} needs more bytes than 64 bits can count: the shape product overflows 64 bits");
         if (bytes != (ulong)(end - begin))
             throw Bad($"data_offsets [{begin}, {end}] hold {end - begin} bytes but {tag} {shapeText} needs {bytes}");
 

@@ -135,16 +135,8 @@ public static class SafetensorsWriter
                 throw new ArgumentException($"{what}: unknown dtype '{t.DTypeTag}' (known: {string.Join(", ", SafetensorsDTypes.Tags)})");
             string shape = "[" + string.Join(", ", t.Shape) + "]";
             if (t.Shape.Any(d => d < 0)) throw new ArgumentException($"{what}: shape {shape} has a negative dimension");
-            long bytes;
-            try
-            {
-                bytes = SafetensorsDTypes.ElementSize(t.DTypeTag);
-                foreach (int d in t.Shape) bytes = checked(bytes * d);
-            }
-            catch (OverflowException)
-            {
-                throw new ArgumentException($"{what}: shape {shape} is too large");
-            }
+            long bytes = SafetensorsDTypes.StorageBytes(t.DTypeTag, t.Shape) is { } b && b <= long.MaxValue
+                ? (long)b : throw new ArgumentException($"{what}: shape {shape} is too large");
             if (bytes != t.ByteLength)
                 throw new ArgumentException($"{what}: {t.DTypeTag} {shape} needs {bytes} bytes, the data holds {t.ByteLength}");
         }

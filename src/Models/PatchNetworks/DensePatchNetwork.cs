@@ -1,4 +1,5 @@
 using GpuAnomaly.Engine;
+using GpuAnomaly.Engine.Weights;
 using GpuAnomaly.Kernels;
 
 namespace GpuAnomaly.Models.PatchNetworks;
@@ -13,8 +14,23 @@ namespace GpuAnomaly.Models.PatchNetworks;
 /// </summary>
 public static class DensePatchNetwork
 {
-    /// <param name="weights">name -> (data, shape) for `{prefix}layers.{i}.weight` / `.bias`.</param>
-    public static Value Build(GraphBuilder g, Value image, int p, string prefix, Func<string, (float[] Data, Shape Shape)> weights)
+    /// <summary>The network `{prefix}layers.{i}` of a weight file, each conv float or ternary as stored.</summary>
+    public static Value Build(GraphBuilder g, Value image, int p, string prefix, WeightLayers file) =>
+        Build(g, image, p, prefix, file.WeightShape, (x, name, options) => file.Conv2d(g, x, name, options));
+
+    /// <param name="weights">name -> (data, shape) for `{prefix}layers.{i}.weight` / `.bias` (float weights).</param>
+    public static Value Build(GraphBuilder g, Value image, int p, string prefix, Func<string, (float[] Data, Shape Shape)> weights) =>
+        Build(g, image, p, prefix, name => weights($"{name}.weight").Shape, (x, name, options) =>
+        {
+            var (w, wShape) = weights($"{name}.weight");
+            var (b, bShape) = weights($"{name}.bias");
+            return g.Conv2d(x, g.Constant($"{name}.weight", w, wShape), g.Constant($"{name}.bias", b, bShape), options, name);
+        });
+
+    /// <param name="weightShape">layer name -> its weight's shape, checked against the architecture.</param>
+    /// <param name="conv">(input, layer name, options) -> the conv's output.</param>
+    private static Value Build(GraphBuilder g, Value image, int p, string prefix, Func<string, Shape> weightShape,
+        Func<Value, string, Conv2dOptions, Value> conv)
     {
         var layers = PatchNetworkArchitecture.Layers(p);
         int lastConv = -1;
@@ -45,8 +61,7 @@ public static class DensePatchNetwork
                 dil *= 2;
                 continue;
             }
-            var (w, wShape) = weights($"{name}.weight");
-            var (b, bShape) = weights($"{name}.bias");
+            var wShape = weightShape(name);
             if (wShape.Rank != 4 || wShape[2] != layer.Kernel || wShape[3] != layer.Kernel)
                 throw new ShapeMismatchException(name, $"weight {wShape} is not a {layer.Kernel}x{layer.Kernel} conv as the p={p} network expects");
             bool first = i == 0;
@@ -56,7 +71,7 @@ public static class DensePatchNetwork
                 PadTop = first ? top : 0, PadLeft = first ? top : 0,
                 PadBottom = first ? bottom : 0, PadRight = first ? bottom : 0,
             };
-            x = g.Conv2d(x, g.Constant($"{name}.weight", w, wShape), g.Constant($"{name}.bias", b, bShape), options, name);
+            x = conv(x, name, options);
         }
         return x;
     }

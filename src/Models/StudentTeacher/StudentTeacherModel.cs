@@ -41,14 +41,15 @@ public sealed class StudentTeacherModel : IDisposable
         if (config.Students > Kernels.StudentTeacher.StudentTeacherScoreParams.MaxStudents)
             throw new SafetensorsException(path, null, $"{config.Students} students per scale; the fused scoring kernel takes at most {Kernels.StudentTeacher.StudentTeacherScoreParams.MaxStudents}");
 
+        var layers = new WeightLayers(file);
         var g = new GraphBuilder();
         var input = new Shape(batch, config.InChannels, height ?? config.Height, width ?? config.Width);
         var image = g.Input("image", input);
         foreach (int p in config.Scales)
         {
-            var teacher = DensePatchNetwork.Build(g, image, p, $"teacher.p{p}.", file.ReadWeight);
+            var teacher = DensePatchNetwork.Build(g, image, p, $"teacher.p{p}.", layers);
             var students = Enumerable.Range(0, config.Students)
-                .Select(i => DensePatchNetwork.Build(g, image, p, $"students.{i}.p{p}.", file.ReadWeight)).ToArray();
+                .Select(i => DensePatchNetwork.Build(g, image, p, $"students.{i}.p{p}.", layers)).ToArray();
             var (mu, muShape) = file.ReadWeight($"teacher.p{p}.mu");
             var (sigma, sigmaShape) = file.ReadWeight($"teacher.p{p}.sigma");
             foreach (float s in sigma)
