@@ -47,6 +47,9 @@ public static class MalformedSafetensors
             yield return ("json-string", File("\"hello\"", 0), "header is a JSON string, not an object");
             yield return ("duplicate-tensor", File("""{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"a":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}""", 4), "duplicate tensor name");
             yield return ("duplicate-metadata", File("""{"__metadata__":{},"__metadata__":{},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}""", 2), "duplicate key '__metadata__'");
+            yield return ("ternary-short", File("""{"w":{"dtype":"T2","shape":[3,20],"data_offsets":[0,20]}}""", 20), "hold 20 bytes but T2 [3, 20] needs 24");
+            yield return ("ternary-unpadded", File("""{"w":{"dtype":"T2","shape":[2,16],"data_offsets":[0,16]}}""", 16), "hold 16 bytes but T2 [2, 16] needs 8");
+            yield return ("ternary-scalar", File("""{"w":{"dtype":"T2","shape":[],"data_offsets":[0,4]}}""", 4), "need at least one dimension");
             yield return ("duplicate-entry-key", File("""{"a":{"dtype":"U8","dtype":"U8","shape":[2],"data_offsets":[0,2]}}""", 2), "duplicate key 'dtype'");
             yield return ("entry-not-object", File("""{"a":5}""", 0), "tensor 'a': entry is a JSON number, not an object");
             yield return ("missing-dtype", File("""{"a":{"shape":[2,3],"data_offsets":[0,24]}}""", 24), "tensor 'a': missing 'dtype'");
