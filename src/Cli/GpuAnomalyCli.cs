@@ -22,6 +22,7 @@ public static class GpuAnomalyCli
         root.Subcommands.Add(DemoCommand.Create(output));
         root.Subcommands.Add(InfoCommand.Create(output));
         root.Subcommands.Add(InspectCommand.Create(output));
+        root.Subcommands.Add(QuantizeCommand.Create(output));
         root.Subcommands.Add(BenchCommand.Create(output));
         root.Subcommands.Add(CheckCommand.Create(output));
 
