@@ -53,7 +53,9 @@ class PatchNetwork(nn.Module):
         """One descriptor per pixel: [B, C, H, W] -> [B, out_dim, H, W]."""
         h, w = x.shape[-2:]
         top = (self.p - 1 + 1) // 2
-        bottom = (self.p - 1) // 2
+        # The rows/columns beyond H x W are never computed (as in the engine): the same output, and the
+        # same intermediate maps, which matters for A8's per-image activation scales.
+        bottom = (self.p - 1) // 2 - EXTRA[self.p]
         x = F.pad(x, (top, bottom, top, bottom))
         convs = [i for i, l in enumerate(self.layers) if isinstance(l, nn.Conv2d)]
         dil = 1
@@ -62,7 +64,18 @@ class PatchNetwork(nn.Module):
                 x = F.max_pool2d(x, 2, stride=1, dilation=dil)
                 dil *= 2
             else:
-                x = F.conv2d(x, layer.weight, layer.bias, dilation=dil)
+                weight = layer.weight
+                # Ternary layers (ternary.py): layer.quant = {"a8": bool} for weights that already are gamma * W_t,
+                # plus "per_row" for quantization-aware training (fake-quantized weights, straight-through gradient).
+                quant = getattr(layer, "quant", None)
+                if quant is not None:
+                    import ternary
+                    if "per_row" in quant:
+                        weight = ternary.fake_weight(weight, quant["per_row"])
+                    if quant["a8"]:
+                        x = ternary.fake_a8(x)
+                x = F.conv2d(x, weight, layer.bias, dilation=dil)
                 if i != convs[-1]:
                     x = F.leaky_relu(x, SLOPE)
-        return x[..., :h, :w]
+        assert x.shape[-2:] == (h, w), x.shape
+        return x

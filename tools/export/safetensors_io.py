@@ -28,7 +28,14 @@ def save(path, tensors, metadata=None):
     blobs = []
     offset = 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        t = tensors[name]
+        if getattr(t, "dtype_tag", None) == "T2":  # ternary.Packed: logical shape, packed uint32 words
+            raw = t.tobytes()
+            header[name] = {"dtype": "T2", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+            blobs.append(raw)
+            offset += len(raw)
+            continue
+        a = np.ascontiguousarray(t)
         if a.dtype not in _DTYPES:
             raise ValueError(f"{name}: unsupported dtype {a.dtype}")
         raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
@@ -65,5 +72,9 @@ def load(path):
     out = {}
     for name, e in header.items():
         b, end = e["data_offsets"]
+        if e["dtype"] == "T2":  # packed ternary: returned as int8 values in {-1, 0, 1} of the logical shape
+            import ternary
+            out[name] = ternary.unpack(np.frombuffer(data[base + b:base + end], dtype="<u4"), e["shape"])
+            continue
         out[name] = np.frombuffer(data[base + b:base + end], dtype=_NP[e["dtype"]].newbyteorder("<")).reshape(e["shape"]).copy()
     return out, meta

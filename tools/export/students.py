@@ -248,12 +248,21 @@ class UninformedStudents:
         if meta.get("architecture") != "uninformed_students":
             raise ValueError(f"{path}: architecture {meta.get('architecture')!r} is not uninformed_students")
         cfg = json.loads(meta["config"])
+        ternary_layers = json.loads(meta.get("ternary", "{}"))
+        for name, mode in ternary_layers.items():  # T2 weights arrive as int8 values: back to gamma * W_t
+            import ternary
+            tensors[name] = ternary.dequantize(torch.from_numpy(tensors[name]),
+                                               torch.from_numpy(tensors.pop(name + "_scale"))).numpy()
         scales = {}
         for p in cfg["scales"]:
             def net(prefix):
                 n = PatchNetwork(p, cfg["in_channels"], cfg["width"], cfg["descriptor_dim"])
                 n.load_state_dict({k[len(prefix):]: torch.from_numpy(v) for k, v in tensors.items()
                                    if k.startswith(prefix) and k not in (prefix + "mu", prefix + "sigma")})
+                for i, layer in enumerate(n.layers):
+                    mode = ternary_layers.get(f"{prefix}layers.{i}.weight")
+                    if mode is not None:
+                        layer.quant = {"a8": mode.get("activations") == "a8"}
                 return n.eval()
             teacher = net(f"teacher.p{p}.")
             students = [net(f"students.{i}.p{p}.") for i in range(cfg["students"])]
