@@ -81,13 +81,14 @@ public class TernaryLinearCpuTests
     [Fact]
     public void A8SaturatedTokensStayExact()
     {
-        // Every weight -1 against tokens whose quantized values are all -128 or 127: the largest pair sums.
+        // Rows of all +1 or all -1 against tokens of all +-127: the largest int16 pair sums (2 * 2 * 127 per pair, with
+        // c = w + 1 = 2), over K = 2600 (more than the 8 blocks summed in int16 before widening).
         var rng = KernelLab.NewRng(out int seed);
-        var p = TernaryLinearParams.Create(3, 5, 600, TernaryScale.Tensor, false, TernaryActivations.A8);
+        var p = TernaryLinearParams.Create(3, 5, 2600, TernaryScale.Tensor, false, TernaryActivations.A8);
         var x = new float[p.InputElements];
-        for (int i = 0; i < x.Length; i++) x[i] = i % 3 == 0 ? -1.01f : 1f;
+        for (int i = 0; i < x.Length; i++) x[i] = i < p.K ? 1f : i < 2 * p.K ? -1f : (i / 7 % 2 == 0 ? 1f : -1f);
         var w = new sbyte[p.N * p.K];
-        Array.Fill(w, (sbyte)-1);
+        for (int i = 0; i < w.Length; i++) w[i] = (sbyte)(i / p.K % 2 == 0 ? 1 : -1);
         var packed = TernaryPacking.Pack(w, p.N, p.K);
         var expected = TernaryLinearReference.AccumulateA8(p, x, w, out _);
         foreach (var (name, v256, scalar) in Paths)
