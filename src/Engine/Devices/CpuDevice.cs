@@ -4,6 +4,7 @@ using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
+using GpuAnomaly.Kernels.Ternary;
 
 namespace GpuAnomaly.Engine;
 
@@ -61,17 +62,40 @@ public sealed class CpuDevice : Device
 
     private Conv2dPackedWeights PackedWeights(in Conv2dParams p, Tensor w)
     {
+        var copy = p;
+        return PackedWeights(p, w, () => Conv2dCpu.PackWeights(copy, w.Span<float>()));
+    }
+
+    private Conv2dPackedWeights PackedWeights(in Conv2dParams p, Tensor w, Func<Conv2dPackedWeights> pack)
+    {
         var entries = _packedWeights.GetOrCreateValue(w.Memory);
         lock (entries)
         {
             foreach (var (offset, packed) in entries)
                 if (offset == w.ByteOffset && packed.Matches(p)) return packed;
-            var entry = (w.ByteOffset, Conv2dCpu.PackWeights(p, w.Span<float>()));
+            var entry = (w.ByteOffset, pack());
             entries.Add(entry);
             ConvWeightPacks++;
             return entry.Item2;
         }
     }
+
+    /// <summary>Ternary convs run the float GEMM on decoded {-1, 0, +1} weights, cached like float conv weights.</summary>
+    protected override void RunTernaryConv2d(in TernaryConv2dParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y)
+    {
+        var b = bias is null ? default : bias.Span<float>();
+        if (!w.IsConstant)
+        {
+            TernaryConv2dCpu.Forward(p, x.Span<float>(), w.Span<uint>(), scale.Span<float>(), b, y.Span<float>());
+            return;
+        }
+        var copy = p;
+        var packed = PackedWeights(p.Conv, w, () => TernaryConv2dCpu.PackWeights(copy, w.Span<uint>()));
+        TernaryConv2dCpu.Forward(p, x.Span<float>(), packed, scale.Span<float>(), b, y.Span<float>());
+    }
+
+    protected override void RunTernaryLinear(in TernaryLinearParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
+        TernaryLinearCpu.Forward(p, x.Span<float>(), w.Span<uint>(), scale.Span<float>(), bias is null ? default : bias.Span<float>(), y.Span<float>());
 
     protected override void RunPool2d(in Pool2dParams p, Tensor x, Tensor y) => Pool2dCpu.Forward(p, x.Span<float>(), y.Span<float>());
     protected override void RunLeakyRelu(Tensor x, float slope, Tensor y) => ElementwiseCpu.LeakyRelu(x.Span<float>(), slope, y.Span<float>());
