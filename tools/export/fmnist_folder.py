@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--validation", action="store_true")
     ap.add_argument("--val", type=int, default=500)
     ap.add_argument("--per-class", type=int, default=50)
+    ap.add_argument("--test-per-class", type=int, default=0,
+                    help="write at most this many test images of each anomalous class (0: all; the normal class keeps all)")
     ap.add_argument("--train-limit", type=int, default=0, help="write at most this many train/good images (0: all)")
     a = ap.parse_args()
     k = a.normal_class
@@ -51,7 +53,8 @@ def main():
         save(xte[yte == k], os.path.join(a.out, "test", "good"))
         for c in range(10):
             if c != k:
-                save(xte[yte == c], os.path.join(a.out, "test", NAMES[c]))
+                other = xte[yte == c]
+                save(other[:a.test_per_class] if a.test_per_class else other, os.path.join(a.out, "test", NAMES[c]))
 
 
 if __name__ == "__main__":

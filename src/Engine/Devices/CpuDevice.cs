@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
@@ -96,6 +97,10 @@ public sealed class CpuDevice : Device
 
     protected override void RunTernaryLinear(in TernaryLinearParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
         TernaryLinearCpu.Forward(p, x.Span<float>(), w.Span<uint>(), scale.Span<float>(), bias is null ? default : bias.Span<float>(), y.Span<float>());
+
+    protected override void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
+        WindowAttentionCpu.Forward(p, qkv.Span<float>(), padQkv is null ? default : padQkv.Span<float>(),
+            biasTable is null ? default : biasTable.Span<float>(), y.Span<float>());
 
     protected override void RunPool2d(in Pool2dParams p, Tensor x, Tensor y) => Pool2dCpu.Forward(p, x.Span<float>(), y.Span<float>());
     protected override void RunLeakyRelu(Tensor x, float slope, Tensor y) => ElementwiseCpu.LeakyRelu(x.Span<float>(), slope, y.Span<float>());

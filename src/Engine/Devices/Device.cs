@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
@@ -114,6 +115,20 @@ public abstract class Device : IDisposable
     }
 
     /// <summary>
+    /// Window / sparse-group attention (<see cref="WindowAttentionParams"/>): qkv [B, H*W, 3C], padQkv [3C] (or null
+    /// when the map needs no padding), the relative bias table when the params ask for one, y [B, H*W, C].
+    /// </summary>
+    public void WindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y)
+    {
+        p.CheckLengths(qkv.Elements, padQkv?.Elements ?? 0, biasTable?.Elements ?? 0, y.Elements);
+        Check("window_attention qkv", qkv, p.QkvElements);
+        if (padQkv is not null) Check("window_attention padQkv", padQkv, 3L * p.Channels);
+        if (biasTable is not null) Check("window_attention bias table", biasTable, p.BiasElements);
+        Check("window_attention output", y, p.OutputElements);
+        RunWindowAttention(p, qkv, padQkv, biasTable, y);
+    }
+
+    /// <summary>
     /// Uninformed Students scoring of one scale, fused (see <see cref="StudentTeacherScoreParams"/>):
     /// teacher [N, D, H, W], <paramref name="students"/> the M students' outputs stacked [M, N, D, H, W],
     /// mu and sigma [D]; score and the optional e and v (null = not written) [N, H, W].
@@ -169,6 +184,10 @@ public abstract class Device : IDisposable
     /// <summary>Arguments validated; bias null when absent.</summary>
     protected virtual void RunTernaryConv2d(in TernaryConv2dParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
         throw new NotSupportedException($"ternary_conv2d is not implemented on device {Name}");
+
+    /// <summary>Arguments validated; padQkv and biasTable null when absent.</summary>
+    protected virtual void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
+        throw new NotSupportedException($"window_attention is not implemented on device {Name}");
 
     private void CheckTernary(string what, Tensor t, int rows, int k)
     {

@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
@@ -21,6 +22,7 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<Pool2dGpu> _pool;
     private readonly Lazy<ElementwiseGpu> _elementwise;
     private readonly Lazy<StudentTeacherScoreGpu> _studentTeacher;
+    private readonly Lazy<WindowAttentionGpu> _attention;
 
     private IlgpuDevice(Context context, Accelerator accelerator, string name)
     {
@@ -31,6 +33,7 @@ public sealed class IlgpuDevice : Device
         _pool = new(() => new Pool2dGpu(accelerator));
         _elementwise = new(() => new ElementwiseGpu(accelerator));
         _studentTeacher = new(() => new StudentTeacherScoreGpu(accelerator));
+        _attention = new(() => new WindowAttentionGpu(accelerator));
     }
 
     public Accelerator Accelerator { get; }
@@ -128,9 +131,14 @@ public sealed class IlgpuDevice : Device
     public Pool2dGpu PoolKernels => _pool.Value;
     public ElementwiseGpu ElementwiseKernels => _elementwise.Value;
     public StudentTeacherScoreGpu StudentTeacherKernels => _studentTeacher.Value;
+    public WindowAttentionGpu AttentionKernels => _attention.Value;
 
     protected override void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
         ConvKernels.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
+
+    protected override void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
+        AttentionKernels.Forward(p, qkv.View<float>(), padQkv is null ? default : padQkv.View<float>(),
+            biasTable is null ? default : biasTable.View<float>(), y.View<float>());
 
     protected override void RunPool2d(in Pool2dParams p, Tensor x, Tensor y) => PoolKernels.Forward(p, x.View<float>(), y.View<float>());
     protected override void RunLeakyRelu(Tensor x, float slope, Tensor y) => ElementwiseKernels.LeakyRelu(x.View<float>(), slope, y.View<float>());

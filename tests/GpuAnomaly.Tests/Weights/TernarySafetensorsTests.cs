@@ -55,6 +55,14 @@ public sealed class TernarySafetensorsTests : IDisposable
         }
     }
 
+    /// <summary>docs/FORMATS.md's worked example, word for word.</summary>
+    [Fact]
+    public void FormatsDocExample()
+    {
+        sbyte[] w = [1, 0, -1, -1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, -1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1];
+        Assert.Equal([0x1555A506u, 0x55555556u, 0x55555555u, 0x55555551u], TernaryPacking.Pack(w, 2, 18));
+    }
+
     [Fact]
     public void CorruptCodes_AreNamed()
     {
