@@ -1,0 +1,48 @@
+using System.Numerics;
+
+namespace GpuAnomaly.Kernels.Transformer;
+
+/// <summary>GELU (exact erf form) for the `cpu` device: SIMD over the tensor, multi-threaded when large. y may be x.</summary>
+public static unsafe class GeluCpu
+{
+    private const int ParallelMinElements = 1 << 16;
+
+    public static void Forward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (x.Length != y.Length)
+            throw new ArgumentException($"gelu: input has {x.Length} elements, output {y.Length}");
+        fixed (float* px = x, py = y)
+        {
+            if (x.Length < ParallelMinElements) Range(px, py, 0, x.Length);
+            else
+            {
+                float* cx = px, cy = py;
+                int n = x.Length, chunks = Environment.ProcessorCount * 4;
+                Parallel.For(0, chunks, i =>
+                {
+                    // Chunk borders on whole vectors so that only the last chunk has a scalar tail.
+                    int v = Vector<float>.Count;
+                    int start = (int)((long)n / v * i / chunks) * v, end = i == chunks - 1 ? n : (int)((long)n / v * (i + 1) / chunks) * v;
+                    Range(cx, cy, start, end);
+                });
+            }
+        }
+    }
+
+    /// <summary>y[i] = gelu(x[i]) for i in [start, end); the tail goes through one padded vector (same formula as the body).</summary>
+    internal static void Range(float* x, float* y, int start, int end)
+    {
+        int i = start;
+        for (; i <= end - Vector<float>.Count; i += Vector<float>.Count)
+            Gelu.Apply(Vector.Load(x + i)).Store(y + i);
+        if (i < end) Tail(x + i, y + i, end - i);
+    }
+
+    internal static void Tail(float* x, float* y, int n)
+    {
+        float* buf = stackalloc float[Vector<float>.Count];
+        for (int j = 0; j < Vector<float>.Count; j++) buf[j] = j < n ? x[j] : 0f;
+        Gelu.Apply(Vector.Load(buf)).Store(buf);
+        for (int j = 0; j < n; j++) y[j] = buf[j];
+    }
+}

@@ -1,0 +1,95 @@
+using GpuAnomaly.Engine;
+using System.Numerics;
+using GpuAnomaly.Kernels.Transformer;
+using ILGPU;
+using ILGPU.Runtime;
+using Xunit;
+
+namespace GpuAnomaly.Tests.Transformer;
+
+/// <summary>The float erf (scalar and SIMD) against the float64 series over a dense sweep, and GELU on cpu / ilgpu-cpu.</summary>
+public class GeluTests : IClassFixture<IlgpuCpuFixture>
+{
+    private readonly IlgpuDevice _ilgpu;
+    public GeluTests(IlgpuCpuFixture fixture) => _ilgpu = fixture.Device;
+
+    /// <summary>A dense sweep over [-6, 6] (step 1e-5), tiny |x| down to 1e-37 and a few subnormals, every float near the branch points, the tails.</summary>
+    private static float[] Sweep()
+    {
+        var xs = new List<float>();
+        for (int i = -600_000; i <= 600_000; i++) xs.Add(i * 1e-5f);
+        for (float t = 1e-37f; t < 1e-2f; t *= 1.37f) { xs.Add(t); xs.Add(-t); }
+        foreach (float c in new[] { 1f, 3.92f })
+            for (int k = -64; k <= 64; k++) xs.Add(BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(c) + k));
+        xs.AddRange([float.Epsilon, -1e-44f, 10f, -10f, 1e30f, -1e30f, float.PositiveInfinity, float.NegativeInfinity]);
+        return xs.ToArray();
+    }
+
+    [Fact]
+    public void Erf_MaxRelativeError_Below3e7()
+    {
+        var xs = Sweep();
+        var simd = new float[xs.Length];
+        int v = Vector<float>.Count, n = xs.Length / v * v;
+        for (int i = 0; i < n; i += v) Gelu.Erf(new Vector<float>(xs, i)).CopyTo(simd, i);
+        for (int i = n; i < xs.Length; i++) simd[i] = Gelu.Erf(new Vector<float>(xs[i]))[0];
+        double maxScalar = 0, maxSimd = 0;
+        float worst = 0;
+        for (int i = 0; i < xs.Length; i++)
+        {
+            double e = Gelu.ErfReference(xs[i]);
+            // Results below float's normal range are rounded to subnormal steps: measure those against the smallest normal.
+            double scale = Math.Max(Math.Abs(e), 1.1754943508222875e-38); // the smallest normal float
+            double es = Math.Abs(Gelu.Erf(xs[i]) - e) / scale, ev = Math.Abs(simd[i] - e) / scale;
+            if (es > maxScalar) (maxScalar, worst) = (es, xs[i]);
+            maxSimd = Math.Max(maxSimd, ev);
+        }
+        Assert.True(maxScalar <= 3e-7, $"scalar erf: max relative error {maxScalar:E3} at x={worst:R}");
+        Assert.True(maxSimd <= 3e-7, $"simd erf: max relative error {maxSimd:E3}");
+        Assert.True(float.IsNaN(Gelu.Erf(float.NaN)) && float.IsNaN(Gelu.Erf(new Vector<float>(float.NaN))[0]));
+    }
+
+    [Fact]
+    public void ErfReference_KnownValues()
+    {
+        // erf(0.5), erf(1), erf(2), erf(3) to 17 digits (mpmath).
+        Assert.InRange(Gelu.ErfReference(0.5) - 0.5204998778130465, -1e-15, 1e-15);
+        Assert.InRange(Gelu.ErfReference(1) - 0.8427007929497149, -1e-15, 1e-15);
+        Assert.InRange(Gelu.ErfReference(2) - 0.9953222650189527, -1e-15, 1e-15);
+        Assert.InRange(Gelu.ErfReference(3) - 0.9999779095030014, -1e-15, 1e-15);
+    }
+
+    [Fact]
+    public void Cpu_MatchesReference()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        for (int i = 0; i < 48; i++)
+        {
+            int n = i == 0 ? 1 : rng.Next(1, i < 44 ? 5000 : 200_000);
+            var x = KernelLab.RandomFloats(rng, n, scale: 6f);
+            var y = new float[n];
+            KernelLab.Poison(y);
+            GeluCpu.Forward(x, y);
+            KernelLab.AssertClose(y, x.Select(v => Gelu.Reference(v)).ToArray(), 1e-6, $"gelu cpu n={n} seed {seed}");
+        }
+    }
+
+    [Fact]
+    public void Ilgpu_MatchesReference()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        var acc = _ilgpu.Accelerator;
+        var kernels = new GeluGpu(acc);
+        foreach (int n in new[] { 1, 7, 64, 333, 2000 })
+        {
+            var x = KernelLab.RandomFloats(rng, n, scale: 6f);
+            using var bx = acc.Allocate1D(x);
+            var poison = new float[n];
+            KernelLab.Poison(poison);
+            using var by = acc.Allocate1D(poison);
+            kernels.Forward(bx.View, by.View);
+            acc.Synchronize();
+            KernelLab.AssertClose(by.GetAsArray1D(), x.Select(v => Gelu.Reference(v)).ToArray(), 1e-6, $"gelu ilgpu n={n} seed {seed}");
+        }
+    }
+}
