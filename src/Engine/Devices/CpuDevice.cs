@@ -6,6 +6,7 @@ using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Ternary;
+using GpuAnomaly.Kernels.Transformer;
 
 namespace GpuAnomaly.Engine;
 
@@ -98,6 +99,40 @@ public sealed class CpuDevice : Device
     protected override void RunTernaryLinear(in TernaryLinearParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
         TernaryLinearCpu.Forward(p, x.Span<float>(), w.Span<uint>(), scale.Span<float>(), bias is null ? default : bias.Span<float>(), y.Span<float>());
 
+    /// <summary>Linear weights transposed and padded once per constant weight tensor (like conv weights).</summary>
+    private readonly ConditionalWeakTable<DeviceMemory, List<(long ByteOffset, LinearPackedWeights Packed)>> _linearWeights = new();
+
+    protected override void RunLinear(in LinearParams p, Tensor x, Tensor w, Tensor? bias, Tensor y)
+    {
+        var b = bias is null ? default : bias.Span<float>();
+        if (!w.IsConstant)
+        {
+            LinearCpu.Forward(p, x.Span<float>(), w.Span<float>(), b, y.Span<float>());
+            return;
+        }
+        LinearPackedWeights? packed = null;
+        var entries = _linearWeights.GetOrCreateValue(w.Memory);
+        lock (entries)
+        {
+            foreach (var (offset, cached) in entries)
+                if (offset == w.ByteOffset && cached.K == p.K && cached.N == p.N) packed = cached;
+            if (packed is null)
+            {
+                packed = LinearCpu.PackWeights(p, w.Span<float>());
+                entries.Add((w.ByteOffset, packed));
+            }
+        }
+        LinearCpu.Forward(p, x.Span<float>(), packed, b, y.Span<float>());
+    }
+
+    protected override void RunLayerNorm(in LayerNormParams p, Tensor x, Tensor weight, Tensor bias, Tensor y) =>
+        LayerNormCpu.Forward(p, x.Span<float>(), weight.Span<float>(), bias.Span<float>(), y.Span<float>());
+    protected override void RunGelu(Tensor x, Tensor y) => GeluCpu.Forward(x.Span<float>(), y.Span<float>());
+    protected override void RunDwConv(in DwConvParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
+        DwConvCpu.Forward(p, x.Span<float>(), w.Span<float>(), bias is null ? default : bias.Span<float>(), y.Span<float>());
+    protected override void RunTokenMean(in TokensParams p, Tensor x, Tensor y) => TokensCpu.Mean(p, x.Span<float>(), y.Span<float>());
+    protected override void RunTokensFromNchw(in TokensParams p, Tensor x, Tensor y) => TokensCpu.FromNchw(p, x.Span<float>(), y.Span<float>());
+
     protected override void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
         WindowAttentionCpu.Forward(p, qkv.Span<float>(), padQkv is null ? default : padQkv.Span<float>(),
             biasTable is null ? default : biasTable.Span<float>(), y.Span<float>());
@@ -124,5 +159,12 @@ public sealed class CpuDevice : Device
                 entries.Clear();
             }
         _packedWeights.Clear();
+        foreach (var (_, entries) in _linearWeights)
+            lock (entries)
+            {
+                foreach (var e in entries) e.Packed.Dispose();
+                entries.Clear();
+            }
+        _linearWeights.Clear();
     }
 }

@@ -3,6 +3,7 @@ using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Ternary;
+using GpuAnomaly.Kernels.Transformer;
 
 namespace GpuAnomaly.Engine;
 
@@ -114,6 +115,65 @@ public abstract class Device : IDisposable
         RunTernaryConv2d(p, x, w, scale, c.HasBias != 0 ? bias : null, y);
     }
 
+    // ---- transformer block ops (GpuAnomaly.Kernels.Transformer) ----
+
+    /// <summary>nn.Linear: x [M, K], w [N, K], optional bias [N], y [M, N].</summary>
+    public void Linear(in LinearParams p, Tensor x, Tensor w, Tensor? bias, Tensor y)
+    {
+        p.Validate();
+        Check("linear input", x, p.InputElements);
+        Check("linear weight", w, p.WeightElements);
+        if (p.HasBias != 0) Check("linear bias", bias ?? throw new ArgumentException("linear: HasBias = 1 but no bias tensor"), p.N);
+        Check("linear output", y, p.OutputElements);
+        RunLinear(p, x, w, p.HasBias != 0 ? bias : null, y);
+    }
+
+    public void LayerNorm(in LayerNormParams p, Tensor x, Tensor weight, Tensor bias, Tensor y)
+    {
+        p.Validate();
+        Check("layer_norm input", x, p.Elements);
+        Check("layer_norm weight", weight, p.C);
+        Check("layer_norm bias", bias, p.C);
+        Check("layer_norm output", y, p.Elements);
+        RunLayerNorm(p, x, weight, bias, y);
+    }
+
+    public void Gelu(Tensor x, Tensor y)
+    {
+        Check("gelu input", x, x.Elements);
+        Check("gelu output", y, x.Elements);
+        RunGelu(x, y);
+    }
+
+    /// <summary>Depthwise conv on channels-last tokens [B, H, W, C] (<see cref="DwConvParams"/>).</summary>
+    public void DwConv(in DwConvParams p, Tensor x, Tensor w, Tensor? bias, Tensor y)
+    {
+        p.Validate();
+        Check("dwconv input", x, p.InputElements);
+        Check("dwconv weight", w, p.WeightElements);
+        if (p.HasBias != 0) Check("dwconv bias", bias ?? throw new ArgumentException("dwconv: HasBias = 1 but no bias tensor"), p.C);
+        Check("dwconv output", y, p.OutputElements);
+        RunDwConv(p, x, w, p.HasBias != 0 ? bias : null, y);
+    }
+
+    /// <summary>[B, T, C] -> [B, C], the mean over tokens.</summary>
+    public void TokenMean(in TokensParams p, Tensor x, Tensor y)
+    {
+        p.Validate("token_mean");
+        Check("token_mean input", x, p.Elements);
+        Check("token_mean output", y, p.PooledElements);
+        RunTokenMean(p, x, y);
+    }
+
+    /// <summary>[B, C, H, W] -> [B, H*W, C] (p.T = H*W).</summary>
+    public void TokensFromNchw(in TokensParams p, Tensor x, Tensor y)
+    {
+        p.Validate("to_tokens");
+        Check("to_tokens input", x, p.Elements);
+        Check("to_tokens output", y, p.Elements);
+        RunTokensFromNchw(p, x, y);
+    }
+
     /// <summary>
     /// Window / sparse-group attention (<see cref="WindowAttentionParams"/>): qkv [B, H*W, 3C], padQkv [3C] (or null
     /// when the map needs no padding), the relative bias table when the params ask for one, y [B, H*W, C].
@@ -184,6 +244,14 @@ public abstract class Device : IDisposable
     /// <summary>Arguments validated; bias null when absent.</summary>
     protected virtual void RunTernaryConv2d(in TernaryConv2dParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
         throw new NotSupportedException($"ternary_conv2d is not implemented on device {Name}");
+
+    protected virtual void RunLinear(in LinearParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) => throw NotOn("linear");
+    protected virtual void RunLayerNorm(in LayerNormParams p, Tensor x, Tensor weight, Tensor bias, Tensor y) => throw NotOn("layer_norm");
+    protected virtual void RunGelu(Tensor x, Tensor y) => throw NotOn("gelu");
+    protected virtual void RunDwConv(in DwConvParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) => throw NotOn("dwconv");
+    protected virtual void RunTokenMean(in TokensParams p, Tensor x, Tensor y) => throw NotOn("token_mean");
+    protected virtual void RunTokensFromNchw(in TokensParams p, Tensor x, Tensor y) => throw NotOn("to_tokens");
+    private NotSupportedException NotOn(string op) => new($"{op} is not implemented on device {Name}");
 
     /// <summary>Arguments validated; padQkv and biasTable null when absent.</summary>
     protected virtual void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>

@@ -3,6 +3,7 @@ using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
+using GpuAnomaly.Kernels.Transformer;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
@@ -23,6 +24,11 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<ElementwiseGpu> _elementwise;
     private readonly Lazy<StudentTeacherScoreGpu> _studentTeacher;
     private readonly Lazy<WindowAttentionGpu> _attention;
+    private readonly Lazy<LinearGpu> _linear;
+    private readonly Lazy<LayerNormGpu> _layerNorm;
+    private readonly Lazy<GeluGpu> _gelu;
+    private readonly Lazy<DwConvGpu> _dwConv;
+    private readonly Lazy<TokensGpu> _tokens;
 
     private IlgpuDevice(Context context, Accelerator accelerator, string name)
     {
@@ -34,6 +40,11 @@ public sealed class IlgpuDevice : Device
         _elementwise = new(() => new ElementwiseGpu(accelerator));
         _studentTeacher = new(() => new StudentTeacherScoreGpu(accelerator));
         _attention = new(() => new WindowAttentionGpu(accelerator));
+        _linear = new(() => new LinearGpu(accelerator));
+        _layerNorm = new(() => new LayerNormGpu(accelerator));
+        _gelu = new(() => new GeluGpu(accelerator));
+        _dwConv = new(() => new DwConvGpu(accelerator));
+        _tokens = new(() => new TokensGpu(accelerator));
     }
 
     public Accelerator Accelerator { get; }
@@ -135,6 +146,16 @@ public sealed class IlgpuDevice : Device
 
     protected override void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
         ConvKernels.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
+
+    protected override void RunLinear(in LinearParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
+        _linear.Value.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
+    protected override void RunLayerNorm(in LayerNormParams p, Tensor x, Tensor weight, Tensor bias, Tensor y) =>
+        _layerNorm.Value.Forward(p, x.View<float>(), weight.View<float>(), bias.View<float>(), y.View<float>());
+    protected override void RunGelu(Tensor x, Tensor y) => _gelu.Value.Forward(x.View<float>(), y.View<float>());
+    protected override void RunDwConv(in DwConvParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
+        _dwConv.Value.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
+    protected override void RunTokenMean(in TokensParams p, Tensor x, Tensor y) => _tokens.Value.Mean(p, x.View<float>(), y.View<float>());
+    protected override void RunTokensFromNchw(in TokensParams p, Tensor x, Tensor y) => _tokens.Value.FromNchw(p, x.View<float>(), y.View<float>());
 
     protected override void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
         AttentionKernels.Forward(p, qkv.View<float>(), padQkv is null ? default : padQkv.View<float>(),
