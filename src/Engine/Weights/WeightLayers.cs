@@ -68,16 +68,26 @@ public sealed class WeightLayers
         return bias is null ? g.Apply(name, op, x, w, scale) : g.Apply(name, op, x, w, scale, bias);
     }
 
-    /// <summary>nn.Linear `{name}` applied to x [..., in_features]; float weights are not supported by the engine yet.</summary>
-    public Value Linear(GraphBuilder g, Value x, string name)
+    /// <summary>nn.Linear `{name}` applied to x [..., in_features], then the epilogue (fused for float weights).</summary>
+    public Value Linear(GraphBuilder g, Value x, string name, Kernels.Transformer.Epilogue act = Kernels.Transformer.Epilogue.None)
     {
-        if (!IsTernary(name))
-            throw new SafetensorsException(_file.Path, $"{name}.weight", "a float Linear layer is not an engine op yet (only ternary Linear)");
         var bias = _file.Contains($"{name}.bias") ? FloatConstant(g, $"{name}.bias") : null;
+        if (!IsTernary(name))
+        {
+            var wf = FloatConstant(g, $"{name}.weight");
+            var lop = new LinearOp(act);
+            return bias is null ? g.Apply(name, lop, x, wf) : g.Apply(name, lop, x, wf, bias);
+        }
         var (w, scale) = TernaryConstants(g, name);
         var op = new TernaryLinearOp(ActivationsOf($"{name}.weight"));
-        return bias is null ? g.Apply(name, op, x, w, scale) : g.Apply(name, op, x, w, scale, bias);
+        var y = bias is null ? g.Apply(name, op, x, w, scale) : g.Apply(name, op, x, w, scale, bias);
+        return act == Kernels.Transformer.Epilogue.Gelu ? g.Apply($"{name}.gelu", new GeluOp(), y) : y;
     }
+
+    /// <summary>A float tensor of the file as a graph constant (norm affines, bias tables).</summary>
+    public Value Constant(GraphBuilder g, string tensor) => FloatConstant(g, tensor);
+
+    public bool Contains(string tensor) => _file.Contains(tensor);
 
     public TernaryActivations ActivationsOf(string weightName) =>
         _activations.TryGetValue(weightName, out var a) ? a : TernaryActivations.A32;

@@ -1,0 +1,58 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using GpuAnomaly.Engine.Weights;
+
+namespace GpuAnomaly.Models.WindowVit;
+
+/// <summary>One block's attention grouping: Swin windows (optionally shifted) or SparseViT sparse groups.</summary>
+public sealed record WindowVitBlock(string Kind, int WindowSize, int Shift, int Sparsity)
+{
+    public bool IsWindow => Kind == "window";
+    public override string ToString() => IsWindow ? $"window(ws={WindowSize}, shift={Shift})" : $"sparse(S={Sparsity})";
+}
+
+/// <summary>The `config` of a `window_vit` file (docs/FORMATS.md, written by tools/export/train_window_vit.py).</summary>
+public sealed record WindowVitConfig(int InChannels, int Height, int Width, int PatchSize, int EmbedDim, int Heads, int MlpRatio,
+    IReadOnlyList<WindowVitBlock> Blocks, int NumClasses, IReadOnlyList<int> Classes, float Mean, float Std, float LayerNormEps)
+{
+    public const string Architecture = "window_vit";
+
+    public int TokensH => Height / PatchSize;
+    public int TokensW => Width / PatchSize;
+
+    public static WindowVitConfig Parse(string path, IReadOnlyDictionary<string, string> meta)
+    {
+        if (!meta.TryGetValue("architecture", out var arch) || arch != Architecture)
+            throw new SafetensorsException(path, null, $"__metadata__ 'architecture' is '{arch ?? "(missing)"}', expected '{Architecture}'");
+        if (!meta.TryGetValue("config", out var json)) throw new SafetensorsException(path, null, "__metadata__ has no 'config'");
+        try
+        {
+            var r = JsonNode.Parse(json)?.AsObject() ?? throw new FormatException("config is not a JSON object");
+            var size = r["image_size"]!.AsArray().Select(n => (int)n!).ToArray();
+            var blocks = r["blocks"]!.AsArray().Select(b =>
+            {
+                string kind = (string)b!["kind"]!;
+                return kind switch
+                {
+                    "window" => new WindowVitBlock(kind, (int)b["window_size"]!, (int?)b["shift"] ?? 0, 0),
+                    "sparse" => new WindowVitBlock(kind, 0, 0, (int)b["sparsity"]!),
+                    _ => throw new FormatException($"block kind '{kind}' is not window or sparse"),
+                };
+            }).ToArray();
+            var c = new WindowVitConfig((int)r["in_channels"]!, size[0], size[1], (int)r["patch_size"]!, (int)r["embed_dim"]!,
+                (int)r["heads"]!, (int)r["mlp_ratio"]!, blocks, (int)r["num_classes"]!,
+                r["classes"]?.AsArray().Select(n => (int)n!).ToArray() ?? [], (float)r["mean"]!, (float)r["std"]!,
+                (float?)r["layer_norm_eps"] ?? 1e-5f);
+            if (size.Length != 2 || c.PatchSize < 1 || c.Height % c.PatchSize != 0 || c.Width % c.PatchSize != 0)
+                throw new FormatException($"image_size {string.Join("x", size)} is not a multiple of patch_size {c.PatchSize}");
+            if (c.Heads < 1 || c.EmbedDim % c.Heads != 0) throw new FormatException($"embed_dim {c.EmbedDim} is not a multiple of heads {c.Heads}");
+            if (!(c.Std > 0)) throw new FormatException("std must be positive");
+            if (blocks.Length == 0) throw new FormatException("no blocks");
+            return c;
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NullReferenceException or ArgumentException or IndexOutOfRangeException)
+        {
+            throw new SafetensorsException(path, null, $"__metadata__ 'config' is not a valid window_vit config: {e.Message}");
+        }
+    }
+}

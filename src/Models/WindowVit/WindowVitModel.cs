@@ -1,0 +1,109 @@
+using GpuAnomaly.Engine;
+using GpuAnomaly.Engine.Weights;
+using GpuAnomaly.Kernels.Transformer;
+
+namespace GpuAnomaly.Models.WindowVit;
+
+/// <summary>One batch's pooled features [B, C] and logits [B, classes]; the per-block token maps when asked for.</summary>
+public sealed record WindowVitOutput(float[] Features, float[] Logits, IReadOnlyDictionary<string, float[]> Intermediates);
+
+/// <summary>
+/// The window-attention classifier (issue 5, docs/FORMATS.md `window_vit`): patch embedding -> blocks of pre-norm
+/// attention (Swin windows, shifted windows or SparseViT sparse groups, fused) and a Mix-FFN (fc1, depthwise 3x3 + GELU,
+/// fc2) -> final LayerNorm -> mean over tokens (the feature ViM scores) -> linear head (the logits). Every Linear and
+/// Conv2d is float or ternary as the file stores it (<see cref="WeightLayers"/>).
+/// </summary>
+public sealed class WindowVitModel : IDisposable
+{
+    public const string FeatureOutput = "feature", LogitsOutput = "logits";
+    private readonly Executor _executor;
+    private readonly bool _intermediates;
+
+    private WindowVitModel(Executor executor, WindowVitConfig config, Shape input, bool intermediates)
+    {
+        _executor = executor;
+        Config = config;
+        InputShape = input;
+        _intermediates = intermediates;
+    }
+
+    public WindowVitConfig Config { get; }
+    public Shape InputShape { get; }
+    public ExecutionPlan Plan => _executor.Plan;
+    public Device Device => _executor.Device;
+
+    /// <param name="intermediates">Also output "tokens" (after the patch embedding) and "block{i}": for parity tests.</param>
+    public static WindowVitModel Load(string path, Device device, int batch, bool intermediates = false)
+    {
+        if (batch < 1) throw new ArgumentException($"batch {batch} must be positive");
+        using var file = SafetensorsFile.Open(path);
+        var config = WindowVitConfig.Parse(path, file.Metadata);
+        var layers = new WeightLayers(file);
+        var g = new GraphBuilder();
+        var input = new Shape(batch, config.InChannels, config.Height, config.Width);
+        var x = g.Input("image", input);
+
+        // (x - mean) / std as a 1x1 conv per channel: exact enough, and it keeps a ternary patch embedding possible.
+        int ch = config.InChannels;
+        var normW = new float[ch * ch];
+        for (int c = 0; c < ch; c++) normW[c * ch + c] = 1f / config.Std;
+        var normB = Enumerable.Repeat(-config.Mean / config.Std, ch).ToArray();
+        x = g.Conv2d(x, g.Constant("normalize.weight", normW, new Shape(ch, ch, 1, 1)), g.Constant("normalize.bias", normB, new Shape(ch)),
+            new Conv2dOptions(), "normalize");
+        x = layers.Conv2d(g, x, "patch_embed.proj", new Conv2dOptions(stride: config.PatchSize));
+        x = g.Apply("patch_embed.tokens", new TokensFromNchwOp(), x);
+        x = LayerNorm(g, layers, x, "patch_embed.norm", config.LayerNormEps);
+        if (intermediates) g.Output("tokens", x);
+
+        int h = config.TokensH, w = config.TokensW;
+        for (int i = 0; i < config.Blocks.Count; i++)
+        {
+            var b = config.Blocks[i];
+            string name = $"blocks.{i}";
+            var t = LayerNorm(g, layers, x, $"{name}.norm1", config.LayerNormEps);
+            var qkv = layers.Linear(g, t, $"{name}.attn.qkv");
+            // Padded tokens are zeros before the qkv Linear, so their q, k, v are its bias.
+            var padQkv = layers.Contains($"{name}.attn.qkv.bias")
+                ? g.Constant($"{name}.attn.pad_qkv", file.ReadFloat32($"{name}.attn.qkv.bias"), new Shape(3 * config.EmbedDim))
+                : g.Constant($"{name}.attn.pad_qkv", new float[3 * config.EmbedDim], new Shape(3 * config.EmbedDim));
+            Value attn;
+            if (b.IsWindow)
+            {
+                string table = $"{name}.attn.relative_position_bias_table";
+                bool hasBias = layers.Contains(table);
+                var op = WindowAttentionOp.Window(h, w, config.Heads, b.WindowSize, b.Shift, hasBias);
+                attn = hasBias ? g.Apply($"{name}.attn.core", op, qkv, padQkv, layers.Constant(g, table))
+                               : g.Apply($"{name}.attn.core", op, qkv, padQkv);
+            }
+            else attn = g.Apply($"{name}.attn.core", WindowAttentionOp.Sparse(h, w, config.Heads, b.Sparsity), qkv, padQkv);
+            x = g.Add(x, layers.Linear(g, attn, $"{name}.attn.proj"), $"{name}.residual1");
+
+            t = LayerNorm(g, layers, x, $"{name}.norm2", config.LayerNormEps);
+            t = layers.Linear(g, t, $"{name}.mlp.fc1");
+            var dw = layers.Constant(g, $"{name}.mlp.dwconv.weight");
+            t = layers.Contains($"{name}.mlp.dwconv.bias")
+                ? g.Apply($"{name}.mlp.dwconv", new DwConvTokensOp(h, w, Epilogue.Gelu), t, dw, layers.Constant(g, $"{name}.mlp.dwconv.bias"))
+                : g.Apply($"{name}.mlp.dwconv", new DwConvTokensOp(h, w, Epilogue.Gelu), t, dw);
+            x = g.Add(x, layers.Linear(g, t, $"{name}.mlp.fc2"), $"{name}.residual2");
+            if (intermediates) g.Output($"block{i}", x);
+        }
+        x = LayerNorm(g, layers, x, "norm", config.LayerNormEps);
+        var feature = g.Apply("pool", new TokenMeanOp(), x);
+        g.Output(FeatureOutput, feature);
+        g.Output(LogitsOutput, layers.Linear(g, feature, "head"));
+        return new WindowVitModel(new Executor(g.Build(), device), config, input, intermediates);
+    }
+
+    private static Value LayerNorm(GraphBuilder g, WeightLayers layers, Value x, string name, float eps) =>
+        g.Apply(name, new LayerNormOp(eps), x, layers.Constant(g, $"{name}.weight"), layers.Constant(g, $"{name}.bias"));
+
+    /// <summary>Runs a batch [B, C, H, W] of images scaled pixel / 255.</summary>
+    public WindowVitOutput Run(float[] images)
+    {
+        var outputs = _executor.RunToHost(("image", images));
+        var rest = outputs.Where(kv => kv.Key is not (FeatureOutput or LogitsOutput)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        return new WindowVitOutput(outputs[FeatureOutput], outputs[LogitsOutput], _intermediates ? rest : new Dictionary<string, float[]>());
+    }
+
+    public void Dispose() => _executor.Dispose();
+}
