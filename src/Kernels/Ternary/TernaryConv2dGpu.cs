@@ -72,7 +72,7 @@ public sealed class TernaryConv2dGpu : IDisposable
                 throw new ArgumentException($"ternary_conv2d A8: K={p.K} above {A8MaxK} would make the float32 sums inexact ({p})");
             input = Grow(ref _xq, c.InputElements).View.SubView(0, c.InputElements);
             s = Grow(ref _s, c.N).View.SubView(0, c.N);
-            _quantize(new KernelConfig(c.N, TernaryQuantizeKernel.Threads), c.CIn * c.H * c.W, 0, x, default, input, s, default);
+            _quantize(new KernelConfig(c.N, TernaryQuantizeKernel.Warps * _accelerator.WarpSize), c.CIn * c.H * c.W, 0, x, default, input, s, default);
         }
         _gemm(config, p, d, input, w, scale, bias, s, y, acc, acc.Length > 0 ? 1 : 0);
     }

@@ -90,7 +90,7 @@ public sealed class TernaryLinearGpu : IDisposable
         p.Validate();
         if (x.Length != p.InputElements || q.Length != (long)p.M * p.KWords * 4 || s.Length != p.M || qsum.Length != p.M)
             throw new ArgumentException($"ternary_linear quantize: views x={x.Length}, q={q.Length}, s={s.Length}, qsum={qsum.Length}; {p} needs x={p.InputElements}, q={(long)p.M * p.KWords * 4}, s=qsum={p.M}");
-        _quantize(new KernelConfig(p.M, TernaryQuantizeKernel.Threads), p.K, 1, x, q, default, s, qsum);
+        _quantize(new KernelConfig(p.M, TernaryQuantizeKernel.Warps * _accelerator.WarpSize), p.K, 1, x, q, default, s, qsum);
     }
 
     private void Run(in TernaryLinearParams p, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> scale,
@@ -129,7 +129,7 @@ public sealed class TernaryLinearGpu : IDisposable
         var q = Grow(ref _q, qInts).View.SubView(0, qInts);
         var s = Grow(ref _s, p.M).View.SubView(0, p.M);
         var qsum = Grow(ref _qsum, p.M).View.SubView(0, p.M);
-        _quantize(new KernelConfig(p.M, TernaryQuantizeKernel.Threads), p.K, 1, x, q, default, s, qsum);
+        _quantize(new KernelConfig(p.M, TernaryQuantizeKernel.Warps * _accelerator.WarpSize), p.K, 1, x, q, default, s, qsum);
         int writeAcc = acc.Length > 0 ? 1 : 0;
         if (gemm) _gemmA8(config, p, q, w, scale, bias, s, qsum, y, acc, writeAcc);
         else _gemvA8(config, p, q, w, scale, bias, s, qsum, y, acc, writeAcc);

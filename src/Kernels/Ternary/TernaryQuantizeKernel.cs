@@ -4,8 +4,8 @@ namespace GpuAnomaly.Kernels.Ternary;
 
 /// <summary>
 /// A8's activation quantizer on the device, bit-exact with <see cref="TernaryLinearReference.QuantizeToken"/>:
-/// one group of <see cref="Threads"/> threads per row (a token of TernaryLinear, an image of
-/// TernaryConv2d) finds amax by a shared-memory tree (max is exact in any order), computes
+/// one group of <see cref="Warps"/> warps per row (a token of TernaryLinear, an image of
+/// TernaryConv2d) finds amax by warp shuffles and one shared-memory stage (max is exact in any order), computes
 /// s = 127 / max(amax, 1e-5) in float32 and rounds x * s half to even.
 /// Two output layouts:
 /// - packed (linear): [rows, Words(L) * 4] ints; int 4*wi + j holds, byte b, the int8 value of
@@ -13,36 +13,38 @@ namespace GpuAnomaly.Kernels.Ternary;
 ///   (word &gt;&gt; 2j) &amp; 0x03030303, the 4 codes a dp4a multiplies it with (see
 ///   <see cref="TernaryKernelMath.DotWord"/>); also writes qsum[row] = sum of the row's int8 values.
 /// - plain (conv): the int8 values as floats in x's own layout (NCHW), for the implicit GEMM's gather.
-/// Grid: X = rows.
+/// Grid: X = rows. One group per row is enough for tokens; for large conv images (10^5+ values)
+/// a multi-group pass (atomic max on the float bits) would use the GPU better.
 /// </summary>
 internal static class TernaryQuantizeKernel
 {
-    public const int Threads = 256;
+    /// <summary>Warps per group: 256 threads on CUDA, 32 on the CPU emulator (whose barriers are slow).</summary>
+    public const int Warps = 8;
 
     public static void Kernel(int length, int packed, ArrayView<float> x, ArrayView<int> q, ArrayView<float> qf,
         ArrayView<float> s, ArrayView<int> qsum)
     {
-        var red = SharedMemory.Allocate<float>(Threads);
-        var redSum = SharedMemory.Allocate<int>(Threads);
-        int t = Group.IdxX, row = Grid.IdxX;
+        var red = SharedMemory.Allocate<float>(Warps);
+        var redSum = SharedMemory.Allocate<int>(Warps);
+        int t = Group.IdxX, threads = Group.DimX, row = Grid.IdxX;
+        int ws = Warp.WarpSize, lane = Warp.LaneIdx, wid = Warp.WarpIdx;
         int at = row * length;
 
+        // amax: per thread, then a butterfly within each warp, then over the warps' results in shared memory.
         float amax = 0f;
-        for (int i = t; i < length; i += Threads) amax = IntrinsicMath.Max(amax, IntrinsicMath.Abs(x[at + i]));
-        red[t] = amax;
+        for (int i = t; i < length; i += threads) amax = IntrinsicMath.Max(amax, IntrinsicMath.Abs(x[at + i]));
+        for (int off = ws / 2; off > 0; off >>= 1) amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, off));
+        if (lane == 0) red[wid] = amax;
         Group.Barrier();
-        for (int h = Threads / 2; h > 0; h >>= 1)
-        {
-            if (t < h) red[t] = IntrinsicMath.Max(red[t], red[t + h]);
-            Group.Barrier();
-        }
-        float sc = 127f / IntrinsicMath.Max(red[0], TernaryQuantizer.MinGamma);
+        amax = 0f;
+        for (int i = 0; i < Warps; i++) amax = IntrinsicMath.Max(amax, red[i]);
+        float sc = 127f / IntrinsicMath.Max(amax, TernaryQuantizer.MinGamma);
 
         if (packed != 0)
         {
             int ints = (length + TernaryPacking.WeightsPerWord - 1) / TernaryPacking.WeightsPerWord * 4;
             int qAt = row * ints, sum = 0;
-            for (int i = t; i < ints; i += Threads)
+            for (int i = t; i < ints; i += threads)
             {
                 int k = (i >> 2) * TernaryPacking.WeightsPerWord + (i & 3);
                 int v0 = k < length ? TernaryKernelMath.QuantizeValue(x[at + k] * sc) : 0;
@@ -52,18 +54,19 @@ internal static class TernaryQuantizeKernel
                 sum += v0 + v1 + v2 + v3;
                 q[qAt + i] = (v0 & 0xFF) | ((v1 & 0xFF) << 8) | ((v2 & 0xFF) << 16) | (v3 << 24);
             }
-            redSum[t] = sum;
+            for (int off = ws / 2; off > 0; off >>= 1) sum += Warp.ShuffleXor(sum, off);
+            if (lane == 0) redSum[wid] = sum;
             Group.Barrier();
-            for (int h = Threads / 2; h > 0; h >>= 1)
+            if (t == 0)
             {
-                if (t < h) redSum[t] += redSum[t + h];
-                Group.Barrier();
+                int total = 0;
+                for (int i = 0; i < Warps; i++) total += redSum[i];
+                qsum[row] = total;
             }
-            if (t == 0) qsum[row] = redSum[0];
         }
         else
         {
-            for (int i = t; i < length; i += Threads) qf[at + i] = TernaryKernelMath.QuantizeValue(x[at + i] * sc);
+            for (int i = t; i < length; i += threads) qf[at + i] = TernaryKernelMath.QuantizeValue(x[at + i] * sc);
         }
         if (t == 0) s[row] = sc;
     }

@@ -170,6 +170,7 @@ public class TernaryGpuTests : IClassFixture<IlgpuCpuFixture>, IDisposable
         Assert.True(expected.SequenceEqual(ab.GetAsArray1D()), $"conv A8 accumulators differ ({p}, seed {seed})");
     }
 
+
     [Fact]
     public void MismatchedViews_Throw()
     {
