@@ -6,26 +6,33 @@ namespace GpuAnomaly.Kernels.Ternary;
 
 /// <summary>
 /// TernaryLinear for few tokens (M &lt;= 4): a memory-bound GEMV over the
-/// packed weights. One warp computes <see cref="Rows"/> consecutive output rows of one token; lane l
-/// walks the packed words l, l + WarpSize, ... of those rows, so every row's word loads are
+/// packed weights. One group of <see cref="Warps"/> warps computes <see cref="Rows"/> consecutive
+/// output rows of one token, splitting K: lane l of warp v walks the packed words
+/// v * WarpSize + l + j * Warps * WarpSize of those rows. Split-K matters on a large GPU: with one
+/// warp per 8 rows an 8192 x 8192 layer is only 1024 warps (a tenth of an H100's thread slots, too
+/// few bytes in flight); 8 warps per 8 rows give 8192 warps. Every row's word loads are
 /// coalesced (WarpSize consecutive words per request) and each lane has <see cref="Rows"/>
 /// independent 4-byte loads in flight per step. The 16 activations of a word are read once and
 /// reused by all <see cref="Rows"/> rows, which keeps the x traffic from L1 at 2x the weight bytes
 /// instead of 16x. Codes are decoded multiply-free (select +x / -x / 0); a shuffle tree sums
-/// the lanes (WarpSize read at run time), lane 0 applies scale and bias.
-/// Grid: X = row blocks (Rows * warps per group rows each), Y = tokens; groups of whole warps.
+/// the lanes (WarpSize read at run time), shared memory the warps; thread r &lt; Rows applies scale
+/// and bias to row n0 + r.
+/// Grid: X = ceil(N / Rows), Y = tokens; groups of exactly Warps warps.
 /// Rows past N are clamped to row N - 1 for loading and never stored.
 /// </summary>
 internal static class TernaryGemvKernel
 {
     public const int Rows = 8;
+    /// <summary>Warps per group, splitting K: all of them work on the same rows (see the class comment).</summary>
+    public const int Warps = 8;
 
     public static void A32(TernaryLinearParams p, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> scale,
         ArrayView<float> bias, ArrayView<float> y)
     {
+        var part = SharedMemory.Allocate<float>(Warps * Rows);
         int ws = Warp.WarpSize, lane = Warp.LaneIdx;
-        int n0 = (Grid.IdxX * (Group.DimX / ws) + Warp.WarpIdx) * Rows;
-        if (n0 >= p.N) return; // the whole warp: n0 is uniform across it
+        int n0 = Grid.IdxX * Rows, wid = Warp.WarpIdx;
+        if (n0 >= p.N) return; // the whole group: n0 is uniform across it
         int m = Grid.IdxY, kw = p.KWords, last = p.N - 1;
         int b0 = IntrinsicMath.Min(n0 + 0, last) * kw;
         int b1 = IntrinsicMath.Min(n0 + 1, last) * kw;
@@ -37,7 +44,7 @@ internal static class TernaryGemvKernel
         int b7 = IntrinsicMath.Min(n0 + 7, last) * kw;
         int xAt = m * p.K, full = p.K / TernaryPacking.WeightsPerWord;
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
-        for (int wi = lane; wi < kw; wi += ws)
+        for (int wi = wid * ws + lane; wi < kw; wi += Warps * ws)
         {
             uint w0 = w[b0 + wi];
             uint w1 = w[b1 + wi];
@@ -91,14 +98,22 @@ internal static class TernaryGemvKernel
         }
         if (lane == 0)
         {
-            StoreA32(p, scale, bias, y, m, n0 + 0, a0);
-            StoreA32(p, scale, bias, y, m, n0 + 1, a1);
-            StoreA32(p, scale, bias, y, m, n0 + 2, a2);
-            StoreA32(p, scale, bias, y, m, n0 + 3, a3);
-            StoreA32(p, scale, bias, y, m, n0 + 4, a4);
-            StoreA32(p, scale, bias, y, m, n0 + 5, a5);
-            StoreA32(p, scale, bias, y, m, n0 + 6, a6);
-            StoreA32(p, scale, bias, y, m, n0 + 7, a7);
+            part[wid * Rows + 0] = a0;
+            part[wid * Rows + 1] = a1;
+            part[wid * Rows + 2] = a2;
+            part[wid * Rows + 3] = a3;
+            part[wid * Rows + 4] = a4;
+            part[wid * Rows + 5] = a5;
+            part[wid * Rows + 6] = a6;
+            part[wid * Rows + 7] = a7;
+        }
+        Group.Barrier();
+        int t = Group.IdxX;
+        if (t < Rows)
+        {
+            float v = 0f;
+            for (int i = 0; i < Warps; i++) v += part[i * Rows + t];
+            StoreA32(p, scale, bias, y, m, n0 + t, v);
         }
     }
 
@@ -111,8 +126,9 @@ internal static class TernaryGemvKernel
     public static void A8(TernaryLinearParams p, ArrayView<int> q, ArrayView<uint> w, ArrayView<float> scale,
         ArrayView<float> bias, ArrayView<float> s, ArrayView<int> qsum, ArrayView<float> y, ArrayView<int> acc, int writeAcc)
     {
+        var part = SharedMemory.Allocate<int>(Warps * Rows);
         int ws = Warp.WarpSize, lane = Warp.LaneIdx;
-        int n0 = (Grid.IdxX * (Group.DimX / ws) + Warp.WarpIdx) * Rows;
+        int n0 = Grid.IdxX * Rows, wid = Warp.WarpIdx;
         if (n0 >= p.N) return;
         int m = Grid.IdxY, kw = p.KWords, last = p.N - 1;
         bool cuda = CudaAsm.IsSupported;
@@ -126,7 +142,7 @@ internal static class TernaryGemvKernel
         int b7 = IntrinsicMath.Min(n0 + 7, last) * kw;
         int qAt = m * kw * 4;
         int c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
-        for (int wi = lane; wi < kw; wi += ws)
+        for (int wi = wid * ws + lane; wi < kw; wi += Warps * ws)
         {
             int qi = qAt + 4 * wi;
             int q0 = q[qi], q1 = q[qi + 1], q2 = q[qi + 2], q3 = q[qi + 3];
@@ -160,15 +176,22 @@ internal static class TernaryGemvKernel
         }
         if (lane == 0)
         {
-            int qs = qsum[m];
-            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + 0, c0 - qs);
-            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + 1, c1 - qs);
-            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + 2, c2 - qs);
-            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + 3, c3 - qs);
-            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + 4, c4 - qs);
-            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + 5, c5 - qs);
-            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + 6, c6 - qs);
-            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + 7, c7 - qs);
+            part[wid * Rows + 0] = c0;
+            part[wid * Rows + 1] = c1;
+            part[wid * Rows + 2] = c2;
+            part[wid * Rows + 3] = c3;
+            part[wid * Rows + 4] = c4;
+            part[wid * Rows + 5] = c5;
+            part[wid * Rows + 6] = c6;
+            part[wid * Rows + 7] = c7;
+        }
+        Group.Barrier();
+        int t = Group.IdxX;
+        if (t < Rows)
+        {
+            int v = -qsum[m];
+            for (int i = 0; i < Warps; i++) v += part[i * Rows + t];
+            StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + t, v);
         }
     }
 

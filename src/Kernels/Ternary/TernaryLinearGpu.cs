@@ -16,8 +16,6 @@ public sealed class TernaryLinearGpu : IDisposable
 {
     /// <summary>Forward runs the GEMV for at most this many tokens, the tiled GEMM above.</summary>
     public const int GemvMaxTokens = 4;
-    /// <summary>Warps per GEMV group (each warp owns <see cref="TernaryGemvKernel.Rows"/> rows of one token).</summary>
-    private const int GemvWarps = 4;
 
     private readonly Accelerator _accelerator;
     private readonly Action<KernelConfig, TernaryLinearParams, ArrayView<float>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _gemvA32, _gemmA32;
@@ -109,9 +107,8 @@ public sealed class TernaryLinearGpu : IDisposable
         {
             if (p.M > 65535)
                 throw new ArgumentException($"ternary_linear gemv: {p.M} tokens exceed the grid's 65535 limit ({p})");
-            int rowsPerGroup = TernaryGemvKernel.Rows * GemvWarps;
-            config = new KernelConfig(new Index3D((p.N + rowsPerGroup - 1) / rowsPerGroup, p.M, 1),
-                new Index3D(GemvWarps * _accelerator.WarpSize, 1, 1));
+            config = new KernelConfig(new Index3D((p.N + TernaryGemvKernel.Rows - 1) / TernaryGemvKernel.Rows, p.M, 1),
+                new Index3D(TernaryGemvKernel.Warps * _accelerator.WarpSize, 1, 1));
         }
 
         if (p.Activations == TernaryActivations.A32)
