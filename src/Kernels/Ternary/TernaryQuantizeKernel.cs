@@ -38,7 +38,10 @@ internal static class TernaryQuantizeKernel
         Group.Barrier();
         amax = 0f;
         for (int i = 0; i < Warps; i++) amax = IntrinsicMath.Max(amax, red[i]);
-        float sc = 127f / IntrinsicMath.Max(amax, TernaryQuantizer.MinGamma);
+        // 127f / max(amax, 1e-5f), divided in float64 and rounded once: that equals the IEEE float32
+        // quotient exactly (53 >= 2 * 24 + 2 bits), and no backend has an approximate f64 division, so
+        // a fast-math f32 division could not change s by an ulp.
+        float sc = (float)(127.0 / IntrinsicMath.Max(amax, TernaryQuantizer.MinGamma));
 
         if (packed != 0)
         {
