@@ -3,6 +3,7 @@ using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
+using GpuAnomaly.Kernels.Ternary;
 using GpuAnomaly.Kernels.Transformer;
 using ILGPU;
 using ILGPU.Runtime;
@@ -25,6 +26,8 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<StudentTeacherScoreGpu> _studentTeacher;
     private readonly Lazy<WindowAttentionGpu> _attention;
     private readonly Lazy<LinearGpu> _linear;
+    private readonly Lazy<TernaryLinearGpu> _ternaryLinear;
+    private readonly Lazy<TernaryConv2dGpu> _ternaryConv;
     private readonly Lazy<LayerNormGpu> _layerNorm;
     private readonly Lazy<GeluGpu> _gelu;
     private readonly Lazy<DwConvGpu> _dwConv;
@@ -41,6 +44,8 @@ public sealed class IlgpuDevice : Device
         _studentTeacher = new(() => new StudentTeacherScoreGpu(accelerator));
         _attention = new(() => new WindowAttentionGpu(accelerator));
         _linear = new(() => new LinearGpu(accelerator));
+        _ternaryLinear = new(() => new TernaryLinearGpu(accelerator));
+        _ternaryConv = new(() => new TernaryConv2dGpu(accelerator));
         _layerNorm = new(() => new LayerNormGpu(accelerator));
         _gelu = new(() => new GeluGpu(accelerator));
         _dwConv = new(() => new DwConvGpu(accelerator));
@@ -147,6 +152,11 @@ public sealed class IlgpuDevice : Device
     protected override void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
         ConvKernels.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
 
+    protected override void RunTernaryLinear(in TernaryLinearParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
+        _ternaryLinear.Value.Forward(p, x.View<float>(), w.View<uint>(), scale.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
+    protected override void RunTernaryConv2d(in TernaryConv2dParams p, Tensor x, Tensor w, Tensor scale, Tensor? bias, Tensor y) =>
+        _ternaryConv.Value.Forward(p, x.View<float>(), w.View<uint>(), scale.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
+
     protected override void RunLinear(in LinearParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
         _linear.Value.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
     protected override void RunLayerNorm(in LayerNormParams p, Tensor x, Tensor weight, Tensor bias, Tensor y) =>
@@ -176,6 +186,9 @@ public sealed class IlgpuDevice : Device
 
     public override void Dispose()
     {
+        // Kernel classes that own device scratch release it before the accelerator goes.
+        if (_ternaryLinear.IsValueCreated) _ternaryLinear.Value.Dispose();
+        if (_ternaryConv.IsValueCreated) _ternaryConv.Value.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }
