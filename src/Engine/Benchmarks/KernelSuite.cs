@@ -2,6 +2,9 @@ using GpuAnomaly.Kernels;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
+using GpuAnomaly.Kernels.Attention;
+using GpuAnomaly.Kernels.Ternary;
+using GpuAnomaly.Kernels.Transformer;
 
 namespace GpuAnomaly.Engine.Benchmarks;
 
@@ -49,6 +52,30 @@ public static class KernelSuite
         : [
             new("D128 M3 256x256", StudentTeacherScoreParams.Create(1, 128, 256, 256, 3)),
             new("D128 M3 256x256 b4", StudentTeacherScoreParams.Create(4, 128, 256, 256, 3)),
+          ];
+
+    public sealed record TernaryCase(string Name, int M, int N, int K);
+
+    /// <summary>
+    /// TernaryLinear shapes of the ternary issue: LLM-sized GEMVs (batch 1) and GEMMs at batch 8/32/128. Weights are
+    /// cycled through copies totalling more than 64 MB, so the H100's 50 MB L2 cannot hold them.
+    /// </summary>
+    public static IReadOnlyList<TernaryCase> TernaryCases(bool small) => small
+        ? [new("gemv 40x70", 1, 40, 70), new("gemm b5 40x70", 5, 40, 70)]
+        : [
+            new("gemv 8192x8192", 1, 8192, 8192), new("gemv 4096x11008", 1, 4096, 11008), new("gemv 11008x4096", 1, 11008, 4096),
+            new("gemm b8 4096x4096", 8, 4096, 4096), new("gemm b32 4096x4096", 32, 4096, 4096), new("gemm b128 4096x4096", 128, 4096, 4096),
+          ];
+
+    public sealed record AttentionCase(string Name, WindowAttentionParams P);
+
+    /// <summary>Swin-T stage 1 (ws 7, d 32, 56x56, batch 32, 3 heads), shifted, and SparseViT groups: issue 5's target shape.</summary>
+    public static IReadOnlyList<AttentionCase> AttentionCases(bool small) => small
+        ? [new("window 9x7 ws4 h2 d8", WindowAttentionParams.Window(1, 9, 7, 2, 8, 4, 2))]
+        : [
+            new("window ws7 d32 h3 56x56 b32", WindowAttentionParams.Window(32, 56, 56, 3, 32, 7)),
+            new("shifted ws7 d32 h3 56x56 b32", WindowAttentionParams.Window(32, 56, 56, 3, 32, 7, 3)),
+            new("sparse S2 d64 h4 28x28 b32", WindowAttentionParams.Sparse(32, 28, 28, 4, 64, 2)),
           ];
 
     /// <summary>Times every case on <paramref name="device"/>; <paramref name="progress"/> is told each kernel's name first.</summary>
@@ -125,7 +152,78 @@ public static class KernelSuite
             results.Add(DeviceTimer.Time(device, "student_teacher_score", c.Name, flops, bytes,
                 () => device.StudentTeacherScore(p, teacher, students, mu, sigma, score)));
         }
+        RunTernary(device, small, Want, progress, rng, results);
+        RunAttention(device, small, Want, progress, rng, results);
         return results;
+    }
+
+    private static void RunTernary(Device device, bool small, Func<string, bool> want, Action<string>? progress, Random rng, List<BenchmarkResult> results)
+    {
+        foreach (var c in TernaryCases(small))
+        foreach (var act in new[] { TernaryActivations.A32, TernaryActivations.A8 })
+        {
+            string kernel = $"ternary_linear.{(act == TernaryActivations.A8 ? "a8" : "a32")}";
+            if (!want($"{kernel} {c.Name}")) continue;
+            var p = TernaryLinearParams.Create(c.M, c.N, c.K, TernaryScale.Row, true, act);
+            long weightBytes = TernaryPacking.Bytes(c.N, c.K);
+            int copies = small ? 2 : (int)Math.Max(2, (64L << 20) / weightBytes + 1);
+            var values = new sbyte[(long)c.N * c.K];
+            for (long i = 0; i < values.Length; i++) values[i] = (sbyte)(rng.Next(3) - 1);
+            var packed = TernaryPacking.Pack(values, c.N, c.K);
+            var bytesOfWeights = new byte[packed.Length * 4];
+            Buffer.BlockCopy(packed, 0, bytesOfWeights, 0, bytesOfWeights.Length);
+            var weights = new List<Tensor>();
+            try
+            {
+                for (int i = 0; i < copies; i++)
+                {
+                    var w = device.Allocate(new Shape(c.N, c.K), DType.Ternary2, "benchmark ternary weights");
+                    weights.Add(w);
+                    device.CopyFromHost(bytesOfWeights, w);
+                }
+                using var x = device.FromHost(Random(rng, p.InputElements), new Shape(c.M, c.K));
+                using var scale = device.FromHost(Random(rng, c.N), new Shape(c.N));
+                using var bias = device.FromHost(Random(rng, c.N), new Shape(c.N));
+                using var y = device.Allocate(new Shape(c.M, c.N));
+                int next = 0;
+                progress?.Invoke($"{kernel} {c.Name}");
+                results.Add(DeviceTimer.Time(device, kernel, $"{c.Name} ({copies} weight copies)", p.Flops, p.MinBytes,
+                    () => device.TernaryLinear(p, x, weights[next++ % copies], scale, bias, y)));
+            }
+            finally
+            {
+                foreach (var w in weights) w.Dispose();
+            }
+        }
+        // The float Linear on the GEMV shapes, for the ternary speed-up (fp32 weights are far larger than L2 already).
+        foreach (var c in TernaryCases(small).Where(c => c.M == 1))
+        {
+            if (!want($"linear {c.Name}")) continue;
+            var p = LinearParams.Create(c.M, c.K, c.N);
+            using var x = device.FromHost(Random(rng, p.InputElements), new Shape(c.M, c.K));
+            using var w = device.FromHost(Random(rng, p.WeightElements), new Shape(c.N, c.K));
+            using var bias = device.FromHost(Random(rng, c.N), new Shape(c.N));
+            using var y = device.Allocate(new Shape(c.M, c.N));
+            progress?.Invoke($"linear {c.Name}");
+            results.Add(DeviceTimer.Time(device, "linear.fp32", c.Name, 2.0 * c.M * c.N * c.K, 4.0 * (p.WeightElements + p.InputElements + p.OutputElements + c.N),
+                () => device.Linear(p, x, w, bias, y)));
+        }
+    }
+
+    private static void RunAttention(Device device, bool small, Func<string, bool> want, Action<string>? progress, Random rng, List<BenchmarkResult> results)
+    {
+        foreach (var c in AttentionCases(small))
+        {
+            if (!want($"window_attention {c.Name}")) continue;
+            var p = c.P;
+            using var qkv = device.FromHost(Random(rng, p.QkvElements), new Shape((int)p.QkvElements));
+            using var pad = device.FromHost(Random(rng, 3L * p.Channels), new Shape(3 * p.Channels));
+            using var table = p.BiasElements > 0 ? device.FromHost(Random(rng, p.BiasElements), new Shape(p.BiasElements)) : null;
+            using var y = device.Allocate(new Shape((int)p.OutputElements));
+            progress?.Invoke($"window_attention {c.Name}");
+            results.Add(DeviceTimer.Time(device, "window_attention", c.Name, p.Flops, 4.0 * (p.QkvElements + p.OutputElements),
+                () => device.WindowAttention(p, qkv, pad, table, y)));
+        }
     }
 
     private static float[] Random(Random rng, long n)
