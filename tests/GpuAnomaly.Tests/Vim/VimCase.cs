@@ -36,7 +36,10 @@ public sealed class VimCase
     }
 
     /// <summary>k orthonormal rows of length n (k &lt;= n): modified Gram-Schmidt on random vectors, twice for accuracy.</summary>
-    public static float[] OrthonormalRows(Random rng, int k, int n)
+    public static float[] OrthonormalRows(Random rng, int k, int n) =>
+        OrthonormalRowsDouble(rng, k, n).SelectMany(r => r.Select(x => (float)x)).ToArray();
+
+    public static double[][] OrthonormalRowsDouble(Random rng, int k, int n)
     {
         var rows = new double[k][];
         for (int i = 0; i < k; i++)
@@ -53,7 +56,7 @@ public sealed class VimCase
             for (int t = 0; t < n; t++) r[t] /= norm;
             rows[i] = r;
         }
-        return rows.SelectMany(r => r.Select(x => (float)x)).ToArray();
+        return rows;
     }
 
     public double[] Reference() => VimReference.Forward(P, X, W, B, O, Rt);
