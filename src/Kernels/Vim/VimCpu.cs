@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace GpuAnomaly.Kernels.Vim;
 
@@ -35,6 +36,8 @@ public static unsafe class VimCpu
         public float* X, W, B, O, Rt, Y;
     }
 
+    // Fully optimized from the first call: tier-0 code of these loops is several times slower.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run(in VimParams p, in Args a, int block)
     {
         int n = p.N, s0 = block * Block, count = Math.Min(Block, p.S - s0);
@@ -101,6 +104,7 @@ public static unsafe class VimCpu
     }
 
     /// <summary>d[i] = row . v[i] for the four vectors v: one load of the row per four products.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot4(float* row, float** v, int n, float* d)
     {
         float* v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
