@@ -116,3 +116,30 @@ public class OodBaselinesTests
         Assert.Throws<ArgumentException>(() => OodBaselineFit.Fit(new float[6], [0, 2], [1, 0, 0, 1, 1, 1], [0, 0]));
     }
 }
+
+/// <summary>The all-scores entry point agrees with the fused kernel on the scores they share.</summary>
+public class OodScoresTests
+{
+    [Fact]
+    public void Compute_AgreesWithTheFusedKernel()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        int n = 16, c = 4, s = 60;
+        var x = KernelLab.RandomFloats(rng, s * n);
+        var w = KernelLab.RandomFloats(rng, c * n);
+        var b = KernelLab.RandomFloats(rng, c);
+        var labels = Enumerable.Range(0, s).Select(i => i % c).ToArray();
+        var vim = VimFit.Fit(x, s, w, b, c);
+        var baselines = OodBaselineFit.Fit(x, labels, w, b);
+        var p = GpuAnomaly.Kernels.Vim.VimParams.Create(1, n, c, vim.ResidualDim, (float)vim.Alpha);
+        var y = new float[6];
+        GpuAnomaly.Kernels.Vim.VimCpu.Forward(p, x.AsSpan(0, n), w, b, vim.Origin, vim.ResidualBasisT, y);
+        var scores = OodScores.Compute(x.AsSpan(0, n), w, b, vim, baselines);
+        Assert.True(Math.Abs(scores.Vim - y[1]) < 1e-5 * Math.Max(1, Math.Abs(y[1])), $"seed {seed}: vim {scores.Vim} vs kernel {y[1]}");
+        Assert.True(Math.Abs(scores.VimProbability - y[0]) < 1e-5, $"seed {seed}: vim probability {scores.VimProbability} vs kernel {y[0]}");
+        Assert.True(Math.Abs(scores.Msp + y[2]) < 1e-5, $"seed {seed}: msp");
+        Assert.True(Math.Abs(scores.Energy + y[4]) < 1e-5 * Math.Max(1, Math.Abs(y[4])), $"seed {seed}: energy");
+        Assert.Equal(OodScores.Names.Length, scores.ToArray().Length);
+        Assert.All(scores.ToArray(), v => Assert.True(double.IsFinite(v), $"seed {seed}: a non-finite score"));
+    }
+}
