@@ -33,14 +33,8 @@ public sealed class SymmetricEigen
         }
         var d = new double[n];
         var e = new double[n];
-        Tridiagonalize(v, d, e, n);
-        // QL rotates pairs of eigenvector columns: work on V^T so that they are contiguous rows.
-        var z = new double[n][];
-        for (int i = 0; i < n; i++)
-        {
-            z[i] = new double[n];
-            for (int k = 0; k < n; k++) z[i][k] = v[k][i];
-        }
+        Tridiagonalize(v, d, e, n); // v becomes V^T: eigenvectors as rows, as QL's rotations want them
+        var z = v;
         ImplicitQl(z, d, e, n);
 
         var order = Enumerable.Range(0, n).OrderByDescending(i => d[i]).ToArray();
@@ -48,12 +42,14 @@ public sealed class SymmetricEigen
     }
 
     /// <summary>
-    /// Householder reduction of the symmetric v to tridiagonal form: on return d holds the diagonal,
-    /// e the sub-diagonal (e[0] = 0) and v the accumulated orthogonal transformation.
+    /// Householder reduction of the symmetric matrix to tridiagonal form: on return d holds the diagonal,
+    /// e the sub-diagonal (e[0] = 0) and u the accumulated orthogonal transformation V, transposed.
+    /// Written on u = V^T (u[b][a] is EISPACK's v[a][b]; the input is symmetric, so A^T = A): the
+    /// O(n^3) loops, which walk columns of V, then walk contiguous rows.
     /// </summary>
-    private static void Tridiagonalize(double[][] v, double[] d, double[] e, int n)
+    private static void Tridiagonalize(double[][] u, double[] d, double[] e, int n)
     {
-        for (int j = 0; j < n; j++) d[j] = v[n - 1][j];
+        for (int j = 0; j < n; j++) d[j] = u[j][n - 1];
         for (int i = n - 1; i > 0; i--)
         {
             // Scale the row to avoid under/overflow in the Householder vector.
@@ -62,7 +58,7 @@ public sealed class SymmetricEigen
             if (scale == 0)
             {
                 e[i] = d[i - 1];
-                for (int j = 0; j < i; j++) { d[j] = v[i - 1][j]; v[i][j] = 0; v[j][i] = 0; }
+                for (int j = 0; j < i; j++) { d[j] = u[j][i - 1]; u[j][i] = 0; u[i][j] = 0; }
             }
             else
             {
@@ -78,12 +74,12 @@ public sealed class SymmetricEigen
                 for (int j = 0; j < i; j++)
                 {
                     f = d[j];
-                    v[j][i] = f;
-                    g = e[j] + v[j][j] * f;
+                    u[i][j] = f;
+                    g = e[j] + u[j][j] * f;
                     for (int k = j + 1; k <= i - 1; k++)
                     {
-                        g += v[k][j] * d[k];
-                        e[k] += v[k][j] * f;
+                        g += u[j][k] * d[k];
+                        e[k] += u[j][k] * f;
                     }
                     e[j] = g;
                 }
@@ -96,9 +92,9 @@ public sealed class SymmetricEigen
                 {
                     f = d[j];
                     g = e[j];
-                    for (int k = j; k <= i - 1; k++) v[k][j] -= f * e[k] + g * d[k];
-                    d[j] = v[i - 1][j];
-                    v[i][j] = 0;
+                    for (int k = j; k <= i - 1; k++) u[j][k] -= f * e[k] + g * d[k];
+                    d[j] = u[j][i - 1];
+                    u[j][i] = 0;
                 }
             }
             d[i] = h;
@@ -107,23 +103,23 @@ public sealed class SymmetricEigen
         // Accumulate the transformations.
         for (int i = 0; i < n - 1; i++)
         {
-            v[n - 1][i] = v[i][i];
-            v[i][i] = 1;
+            u[i][n - 1] = u[i][i];
+            u[i][i] = 1;
             double h = d[i + 1];
             if (h != 0)
             {
-                for (int k = 0; k <= i; k++) d[k] = v[k][i + 1] / h;
+                for (int k = 0; k <= i; k++) d[k] = u[i + 1][k] / h;
                 for (int j = 0; j <= i; j++)
                 {
                     double g = 0;
-                    for (int k = 0; k <= i; k++) g += v[k][i + 1] * v[k][j];
-                    for (int k = 0; k <= i; k++) v[k][j] -= g * d[k];
+                    for (int k = 0; k <= i; k++) g += u[i + 1][k] * u[j][k];
+                    for (int k = 0; k <= i; k++) u[j][k] -= g * d[k];
                 }
             }
-            for (int k = 0; k <= i; k++) v[k][i + 1] = 0;
+            for (int k = 0; k <= i; k++) u[i + 1][k] = 0;
         }
-        for (int j = 0; j < n; j++) { d[j] = v[n - 1][j]; v[n - 1][j] = 0; }
-        v[n - 1][n - 1] = 1;
+        for (int j = 0; j < n; j++) { d[j] = u[j][n - 1]; u[j][n - 1] = 0; }
+        u[n - 1][n - 1] = 1;
         e[0] = 0;
     }
 
