@@ -7,6 +7,7 @@ using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Ternary;
 using GpuAnomaly.Kernels.Transformer;
+using GpuAnomaly.Kernels.Vim;
 
 namespace GpuAnomaly.Engine;
 
@@ -132,6 +133,9 @@ public sealed class CpuDevice : Device
         DwConvCpu.Forward(p, x.Span<float>(), w.Span<float>(), bias is null ? default : bias.Span<float>(), y.Span<float>());
     protected override void RunTokenMean(in TokensParams p, Tensor x, Tensor y) => TokensCpu.Mean(p, x.Span<float>(), y.Span<float>());
     protected override void RunTokensFromNchw(in TokensParams p, Tensor x, Tensor y) => TokensCpu.FromNchw(p, x.Span<float>(), y.Span<float>());
+
+    protected override void RunVimScore(in VimParams p, Tensor x, Tensor w, Tensor b, Tensor o, Tensor rt, Tensor y) =>
+        VimCpu.Forward(p, x.Span<float>(), w.Span<float>(), b.Span<float>(), o.Span<float>(), rt.Span<float>(), y.Span<float>());
 
     protected override void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
         WindowAttentionCpu.Forward(p, qkv.Span<float>(), padQkv is null ? default : padQkv.Span<float>(),

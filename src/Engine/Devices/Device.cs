@@ -4,6 +4,7 @@ using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Ternary;
 using GpuAnomaly.Kernels.Transformer;
+using GpuAnomaly.Kernels.Vim;
 
 namespace GpuAnomaly.Engine;
 
@@ -174,6 +175,19 @@ public abstract class Device : IDisposable
         RunTokensFromNchw(p, x, y);
     }
 
+    /// <summary>Fused ViM scoring (<see cref="VimParams"/>): x [S, N], w [C, N], b [C], o [N], rt [K, N], y [S, 6].</summary>
+    public void VimScore(in VimParams p, Tensor x, Tensor w, Tensor b, Tensor o, Tensor rt, Tensor y)
+    {
+        p.CheckLengths(x.Elements, w.Elements, b.Elements, o.Elements, rt.Elements, y.Elements);
+        Check("vim_score features", x, p.FeatureElements);
+        Check("vim_score weight", w, p.WeightElements);
+        Check("vim_score bias", b, p.C);
+        Check("vim_score origin", o, p.N);
+        Check("vim_score residual basis", rt, p.BasisElements);
+        Check("vim_score output", y, p.OutputElements);
+        RunVimScore(p, x, w, b, o, rt, y);
+    }
+
     /// <summary>
     /// Window / sparse-group attention (<see cref="WindowAttentionParams"/>): qkv [B, H*W, 3C], padQkv [3C] (or null
     /// when the map needs no padding), the relative bias table when the params ask for one, y [B, H*W, C].
@@ -251,6 +265,7 @@ public abstract class Device : IDisposable
     protected virtual void RunDwConv(in DwConvParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) => throw NotOn("dwconv");
     protected virtual void RunTokenMean(in TokensParams p, Tensor x, Tensor y) => throw NotOn("token_mean");
     protected virtual void RunTokensFromNchw(in TokensParams p, Tensor x, Tensor y) => throw NotOn("to_tokens");
+    protected virtual void RunVimScore(in VimParams p, Tensor x, Tensor w, Tensor b, Tensor o, Tensor rt, Tensor y) => throw NotOn("vim_score");
     private NotSupportedException NotOn(string op) => new($"{op} is not implemented on device {Name}");
 
     /// <summary>Arguments validated; padQkv and biasTable null when absent.</summary>

@@ -5,6 +5,7 @@ using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Ternary;
 using GpuAnomaly.Kernels.Transformer;
+using GpuAnomaly.Kernels.Vim;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
@@ -32,6 +33,7 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<GeluGpu> _gelu;
     private readonly Lazy<DwConvGpu> _dwConv;
     private readonly Lazy<TokensGpu> _tokens;
+    private readonly Lazy<VimGpu> _vim;
 
     private IlgpuDevice(Context context, Accelerator accelerator, string name)
     {
@@ -50,6 +52,7 @@ public sealed class IlgpuDevice : Device
         _gelu = new(() => new GeluGpu(accelerator));
         _dwConv = new(() => new DwConvGpu(accelerator));
         _tokens = new(() => new TokensGpu(accelerator));
+        _vim = new(() => new VimGpu(accelerator));
     }
 
     public Accelerator Accelerator { get; }
@@ -166,6 +169,9 @@ public sealed class IlgpuDevice : Device
         _dwConv.Value.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());
     protected override void RunTokenMean(in TokensParams p, Tensor x, Tensor y) => _tokens.Value.Mean(p, x.View<float>(), y.View<float>());
     protected override void RunTokensFromNchw(in TokensParams p, Tensor x, Tensor y) => _tokens.Value.FromNchw(p, x.View<float>(), y.View<float>());
+
+    protected override void RunVimScore(in VimParams p, Tensor x, Tensor w, Tensor b, Tensor o, Tensor rt, Tensor y) =>
+        _vim.Value.Forward(p, x.View<float>(), w.View<float>(), b.View<float>(), o.View<float>(), rt.View<float>(), y.View<float>());
 
     protected override void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
         AttentionKernels.Forward(p, qkv.View<float>(), padQkv is null ? default : padQkv.View<float>(),
