@@ -4,12 +4,18 @@ AdamW + linear warm-up and cosine decay per step, light augmentation (random hor
 shift of up to 2 pixels with zero fill), batch 128, 2 threads. Test accuracy on the 10k test images
 (of the chosen classes) is measured at the end and stored in the provenance with the seconds.
 
-Commands (from the repo root):
-    nice -n 5 /usr/bin/python3 tools/export/train_window_vit.py --epochs EPOCHS \
-        --out src/Models/Default/window_vit_fmnist.safetensors
-    nice -n 5 /usr/bin/python3 tools/export/train_window_vit.py --epochs EPOCHS --classes 0 1 2 3 4 5 7 8 \
-        --out src/Models/Default/window_vit_fmnist8.safetensors
-(the EPOCHS and the size used for the committed files are in their provenance and in the final report)
+Commands (from the repo root). The committed src/Models/Default/window_vit_fmnist.safetensors was made with
+the reduced size C 32, heads 1 (d 32), depth 3 (window, shifted, sparse), because the contract's C 64 x depth 6
+measured 10.6 s per 128-image step on this shared 2-core machine (about 80 min per epoch):
+    nice -n 5 /usr/bin/python3 tools/export/train_window_vit.py --embed-dim 32 --heads 1 --depth 3 --batch 64 \
+        --lr 3e-3 --warmup 50 --epochs 0.9 --out /tmp/wv/fmnist10.safetensors
+    (843 steps, 1149 s under a load average of 10-150 from other work; test accuracy 0.7643: UNDER the 90% target)
+    nice -n 5 /usr/bin/python3 tools/export/train_window_vit.py --init /tmp/wv/fmnist10.safetensors --batch 64 \
+        --lr 2e-3 --warmup 20 --epochs 0.7 --seed 1 --out src/Models/Default/window_vit_fmnist.safetensors
+    (a continuation with a fresh warm-up + cosine; its provenance holds both runs and the totals)
+The 8-class model for the OOD issue (held out: 6 Shirt, 9 Ankle boot) is the same with --classes 0 1 2 3 4 5 7 8.
+The model underfits at this budget (training accuracy ~ test accuracy): more epochs (and C 64 x depth 6 where
+the compute exists) are what it needs; --eval-every N prints accuracy on 1000 test images along the way.
 """
 import argparse
 import json
@@ -75,6 +81,8 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100, help="steps")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", help="continue from this window_vit file (its config wins over the size arguments)")
+    ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--eval-every", type=int, default=0, help="steps; accuracy on the first 1000 test images")
     ap.add_argument("--time-steps", type=int, default=0, help="only time this many steps and exit")
     args = ap.parse_args()
@@ -88,6 +96,12 @@ def main():
     blocks = (window_vit.DEFAULT_BLOCKS * args.depth)[:args.depth]
     config = window_vit.default_config(len(classes), classes, args.embed_dim, args.heads, blocks)
     model = window_vit.WindowViT(config)
+    previous = None
+    if args.init:
+        model, meta = window_vit.WindowViT.from_file(args.init)
+        assert model.config["classes"] == classes, (model.config["classes"], classes)
+        previous = json.loads(meta.get("provenance", "{}"))
+        model.train()
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "relative_position" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "relative_position" not in n)]
@@ -113,7 +127,9 @@ def main():
             if step >= total:
                 break
             idx = perm[i * args.batch:(i + 1) * args.batch]
-            xb, yb = augment(x_train[idx], gen), y_train[idx]
+            xb, yb = x_train[idx], y_train[idx]
+            if not args.no_augment:
+                xb = augment(xb, gen)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             logits, _ = model(xb)
@@ -142,6 +158,9 @@ def main():
             "seconds": round(seconds, 1), "threads": args.threads, "test_accuracy": round(acc, 4),
             "test_images": len(x_test), "parameters": n_params, "torch_version": torch.__version__,
             "script": "tools/export/train_window_vit.py"}
+    if previous is not None:  # a continuation: the totals count both runs
+        prov.update({"continued_from": previous, "total_epochs": args.epochs + previous.get("total_epochs", previous["epochs"]),
+                     "total_seconds": round(seconds + previous.get("total_seconds", previous["seconds"]), 1)})
     model.eval()
     safetensors_io.save(args.out, model.tensors(), model.metadata(prov))
     print(json.dumps(prov))
