@@ -12,7 +12,8 @@ measured 10.6 s per 128-image step on this shared 2-core machine (about 80 min p
     (843 steps, 1149 s under a load average of 10-150 from other work; test accuracy 0.7643: UNDER the 90% target)
     nice -n 5 /usr/bin/python3 tools/export/train_window_vit.py --init /tmp/wv/fmnist10.safetensors --batch 64 \
         --lr 2e-3 --warmup 20 --epochs 0.7 --seed 1 --out src/Models/Default/window_vit_fmnist.safetensors
-    (a continuation with a fresh warm-up + cosine; its provenance holds both runs and the totals)
+    (a continuation with a fresh warm-up + cosine, 656 steps, 1093 s; its provenance holds both runs and the totals:
+    1.6 epochs, 2241 s, final test accuracy 0.7846 on the 10k test images, 28,508 parameters, 120 KB file)
 The 8-class model for the OOD issue (held out: 6 Shirt, 9 Ankle boot) is the same with --classes 0 1 2 3 4 5 7 8.
 The model underfits at this budget (training accuracy ~ test accuracy): more epochs (and C 64 x depth 6 where
 the compute exists) are what it needs; --eval-every N prints accuracy on 1000 test images along the way.
