@@ -23,6 +23,9 @@ public static class GpuAnomalyCli
         root.Subcommands.Add(InfoCommand.Create(output));
         root.Subcommands.Add(InspectCommand.Create(output));
         root.Subcommands.Add(QuantizeCommand.Create(output));
+        root.Subcommands.Add(OodCommands.FitOod(output));
+        root.Subcommands.Add(OodCommands.Ood(output));
+        root.Subcommands.Add(OodCommands.EvalOod(output));
         root.Subcommands.Add(BenchCommand.Create(output));
         root.Subcommands.Add(CheckCommand.Create(output));
 

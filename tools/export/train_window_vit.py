@@ -82,7 +82,8 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100, help="steps")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--init", help="continue from this window_vit file (its config wins over the size arguments)")
+    ap.add_argument("--init", help="continue from this window_vit file (its config wins over the size arguments; "
+                    "with other --classes only its body is kept and the head starts afresh)")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--eval-every", type=int, default=0, help="steps; accuracy on the first 1000 test images")
     ap.add_argument("--time-steps", type=int, default=0, help="only time this many steps and exit")
@@ -100,7 +101,11 @@ def main():
     previous = None
     if args.init:
         model, meta = window_vit.WindowViT.from_file(args.init)
-        assert model.config["classes"] == classes, (model.config["classes"], classes)
+        if model.config["classes"] != classes:
+            # Another class set (e.g. the 8-class OOD model from the 10-class one): keep the body, a new head.
+            print(f"--init: body from {args.init} (classes {model.config['classes']}), new head for {classes}", flush=True)
+            model.config["classes"], model.config["num_classes"] = classes, len(classes)
+            model.head = torch.nn.Linear(model.head.in_features, len(classes))
         previous = json.loads(meta.get("provenance", "{}"))
         model.train()
     n_params = sum(p.numel() for p in model.parameters())

@@ -5,7 +5,11 @@ using GpuAnomaly.Kernels.Transformer;
 namespace GpuAnomaly.Models.WindowVit;
 
 /// <summary>One batch's pooled features [B, C] and logits [B, classes]; the per-block token maps when asked for.</summary>
-public sealed record WindowVitOutput(float[] Features, float[] Logits, IReadOnlyDictionary<string, float[]> Intermediates);
+/// <summary>
+/// One batch's pooled features [B, C] and logits [B, classes]; the per-block token maps when asked for; and, for a model
+/// loaded with a ViM fit, the fused scorer's rows [B, 6] (<see cref="Kernels.Vim.VimParams"/>'s columns).
+/// </summary>
+public sealed record WindowVitOutput(float[] Features, float[] Logits, IReadOnlyDictionary<string, float[]> Intermediates, float[]? Vim = null);
 
 /// <summary>
 /// The window-attention classifier (issue 5, docs/FORMATS.md `window_vit`): patch embedding -> blocks of pre-norm
@@ -15,7 +19,7 @@ public sealed record WindowVitOutput(float[] Features, float[] Logits, IReadOnly
 /// </summary>
 public sealed class WindowVitModel : IDisposable
 {
-    public const string FeatureOutput = "feature", LogitsOutput = "logits";
+    public const string FeatureOutput = "feature", LogitsOutput = "logits", VimOutput = "vim";
     private readonly Executor _executor;
     private readonly bool _intermediates;
 
@@ -33,7 +37,8 @@ public sealed class WindowVitModel : IDisposable
     public Device Device => _executor.Device;
 
     /// <param name="intermediates">Also output "tokens" (after the patch embedding) and "block{i}": for parity tests.</param>
-    public static WindowVitModel Load(string path, Device device, int batch, bool intermediates = false)
+    /// <param name="vim">A ViM fit of this model: the graph then ends with the fused vim_score op on the feature.</param>
+    public static WindowVitModel Load(string path, Device device, int batch, bool intermediates = false, Ood.VimFitResult? vim = null)
     {
         if (batch < 1) throw new ArgumentException($"batch {batch} must be positive");
         using var file = SafetensorsFile.Open(path);
@@ -91,7 +96,30 @@ public sealed class WindowVitModel : IDisposable
         var feature = g.Apply("pool", new TokenMeanOp(), x);
         g.Output(FeatureOutput, feature);
         g.Output(LogitsOutput, layers.Linear(g, feature, "head"));
+        if (vim is not null)
+        {
+            var (headW, headB) = HeadWeights(file);
+            if (vim.FeatureDim != config.EmbedDim || vim.Classes != headB.Length)
+                throw new SafetensorsException(path, null, $"the ViM fit is for N = {vim.FeatureDim}, C = {vim.Classes}; the model has {config.EmbedDim} features and {headB.Length} classes");
+            g.Output(VimOutput, g.Apply("vim", new VimScoreOp((float)vim.Alpha), feature,
+                g.Constant("vim.head.weight", headW, new Shape(headB.Length, config.EmbedDim)), g.Constant("vim.head.bias", headB, new Shape(headB.Length)),
+                g.Constant("vim.origin", vim.Origin, new Shape(vim.FeatureDim)),
+                g.Constant("vim.residual_basis_t", vim.ResidualBasisT, new Shape(vim.ResidualDim, vim.FeatureDim))));
+        }
         return new WindowVitModel(new Executor(g.Build(), device), config, input, intermediates);
+    }
+
+    /// <summary>The head's W [C, N] and b [C] as floats (a ternary head is expanded to gamma * W_t).</summary>
+    public static (float[] W, float[] B) HeadWeights(SafetensorsFile file)
+    {
+        var b = file.ReadFloat32("head.bias");
+        if (file["head.weight"].DTypeTag != SafetensorsDTypes.Ternary) return (file.ReadFloat32("head.weight"), b);
+        var (packed, shape) = file.ReadTernary("head.weight");
+        var values = Kernels.Ternary.TernaryPacking.Unpack(packed, shape[0], shape[1]);
+        var scale = file.ReadFloat32("head.weight" + WeightLayers.ScaleSuffix);
+        var w = new float[values.Length];
+        for (int i = 0; i < w.Length; i++) w[i] = values[i] * scale[scale.Length == 1 ? 0 : i / shape[1]];
+        return (w, b);
     }
 
     private static Value LayerNorm(GraphBuilder g, WeightLayers layers, Value x, string name, float eps) =>
@@ -101,8 +129,9 @@ public sealed class WindowVitModel : IDisposable
     public WindowVitOutput Run(float[] images)
     {
         var outputs = _executor.RunToHost(("image", images));
-        var rest = outputs.Where(kv => kv.Key is not (FeatureOutput or LogitsOutput)).ToDictionary(kv => kv.Key, kv => kv.Value);
-        return new WindowVitOutput(outputs[FeatureOutput], outputs[LogitsOutput], _intermediates ? rest : new Dictionary<string, float[]>());
+        var rest = outputs.Where(kv => kv.Key is not (FeatureOutput or LogitsOutput or VimOutput)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        return new WindowVitOutput(outputs[FeatureOutput], outputs[LogitsOutput], _intermediates ? rest : new Dictionary<string, float[]>(),
+            outputs.GetValueOrDefault(VimOutput));
     }
 
     public void Dispose() => _executor.Dispose();
