@@ -49,7 +49,10 @@ internal static class OodCommands
             var (features, labels, skipped) = Featurize(vit, files, output);
             if (labels.Length <= vit.Config.EmbedDim)
                 throw new DatasetLayoutException($"{root}: {labels.Length} images for {vit.Config.EmbedDim}-dimensional features; fitting needs more images than feature dimensions");
-            var (vim, baselines) = OodDetector.Fit(modelPath, features, labels, r.GetValue(dim));
+            VimFitResult vim;
+            OodBaselineFit baselines;
+            try { (vim, baselines) = OodDetector.Fit(modelPath, features, labels, r.GetValue(dim)); }
+            catch (ArgumentException e) { throw new DatasetLayoutException($"{root}: cannot fit: {e.Message}"); }
             OodDetector.WriteFitted(modelPath, r.GetValue(outFile)!, vim, baselines, $"{root} ({labels.Length} images)");
             output.Out.WriteLine($"fitted on {labels.Length} images ({skipped} skipped): ViM D = {vim.PrincipalDim} of N = {vim.FeatureDim}, " +
                 $"alpha = {vim.Alpha:G6}; ReAct threshold {baselines.ReactThreshold:G6}; {baselines.MeanCount} class means -> {r.GetValue(outFile)}");
@@ -107,6 +110,17 @@ internal static class OodCommands
                     .Select(x => x.Result).ToList();
             }
             var idScores = Run(r.GetValue(id)!);
+            // Classification accuracy when the in-distribution folder has class-id subfolders (the files' order is Run's).
+            int correct = 0, labelled = 0;
+            var idFiles = ImageFolder.Images(r.GetValue(id)!).ToList();
+            if (failed == 0 && idFiles.Count == idScores.Count)
+                for (int i = 0; i < idFiles.Count; i++)
+                    if (int.TryParse(Path.GetFileName(Path.GetDirectoryName(idFiles[i])), out int truth))
+                    {
+                        labelled++;
+                        if (idScores[i].PredictedClass == truth) correct++;
+                    }
+            double? accuracy = labelled == idFiles.Count && labelled > 0 ? (double)correct / labelled : null;
             var report = new List<object>();
             var table = new Table().AddColumns(["OOD set", .. OodScores.Names]);
             foreach (string set in r.GetValue(ood)!)
@@ -131,10 +145,11 @@ internal static class OodCommands
                 report.Add(new { ood = set, images = oodScores.Count, metrics });
             }
             var console = InfoCommand.Console(output.Out);
-            console.WriteLine($"model {Path.GetFileName(r.GetValue(model)!)} on {dev.Name}: {idScores.Count} in-distribution images; cells: AUROC / FPR at 95% TPR (%)");
+            console.WriteLine($"model {Path.GetFileName(r.GetValue(model)!)} on {dev.Name}: {idScores.Count} in-distribution images" +
+                (accuracy is { } acc ? $", classification accuracy {100 * acc:F2}%" : "") + "; cells: AUROC / FPR at 95% TPR (%)");
             console.Write(table);
             if (r.GetValue(json) is { } f)
-                File.WriteAllText(f.FullName, JsonSerializer.Serialize(new { model = r.GetValue(model), id = r.GetValue(id), id_images = idScores.Count, sets = report },
+                File.WriteAllText(f.FullName, JsonSerializer.Serialize(new { model = r.GetValue(model), id = r.GetValue(id), id_images = idScores.Count, accuracy, sets = report },
                     new JsonSerializerOptions { WriteIndented = true }));
             return failed == 0 ? 0 : GpuAnomalyCli.ExitBadInput;
         });
