@@ -85,6 +85,10 @@ def main():
     ap.add_argument("--init", help="continue from this window_vit file (its config wins over the size arguments; "
                     "with other --classes only its body is kept and the head starts afresh)")
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--ternary-layers", help="regex over Linear weight names: train those ternary (QAT: fake-quantized "
+                    "weights, straight-through gradient; BitNet b1.58 absmean) and export them as T2")
+    ap.add_argument("--ternary-scale", choices=["tensor", "row"], default="row")
+    ap.add_argument("--ternary-activations", choices=["a32", "a8"], default="a32")
     ap.add_argument("--eval-every", type=int, default=0, help="steps; accuracy on the first 1000 test images")
     ap.add_argument("--time-steps", type=int, default=0, help="only time this many steps and exit")
     args = ap.parse_args()
@@ -108,6 +112,21 @@ def main():
             model.head = torch.nn.Linear(model.head.in_features, len(classes))
         previous = json.loads(meta.get("provenance", "{}"))
         model.train()
+    ternary_names = []
+    if args.ternary_layers:
+        import re
+        import ternary
+        pattern = re.compile(args.ternary_layers)
+        per_row, a8 = args.ternary_scale == "row", args.ternary_activations == "a8"
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and pattern.search(name + ".weight"):
+                def forward(x, m=module):  # the engine's ternary_linear: gamma * (W_t x_q) + bias
+                    if a8:
+                        x = ternary.fake_a8(x, per="token")
+                    return F.linear(x, ternary.fake_weight(m.weight, per_row), m.bias)
+                module.forward = forward
+                ternary_names.append(name + ".weight")
+        print(f"QAT: {len(ternary_names)} ternary Linear layers ({args.ternary_scale} scale, {args.ternary_activations})", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "relative_position" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "relative_position" not in n)]
@@ -168,7 +187,16 @@ def main():
         prov.update({"continued_from": previous, "total_epochs": args.epochs + previous.get("total_epochs", previous["epochs"]),
                      "total_seconds": round(seconds + previous.get("total_seconds", previous["seconds"]), 1)})
     model.eval()
-    safetensors_io.save(args.out, model.tensors(), model.metadata(prov))
+    tensors, meta = model.tensors(), model.metadata(prov)
+    if ternary_names:
+        import re
+        import ternary
+        prov["ternary"] = {"layers": args.ternary_layers, "scale": args.ternary_scale, "activations": args.ternary_activations}
+        meta = model.metadata(prov)
+        tensors, names = ternary.quantize_tensors(tensors, re.compile("^(" + "|".join(re.escape(n) for n in ternary_names) + ")$"),
+                                                  args.ternary_scale == "row", args.ternary_activations, meta)
+        assert sorted(names) == sorted(ternary_names), (names, ternary_names)
+    safetensors_io.save(args.out, tensors, meta)
     print(json.dumps(prov))
 
 
