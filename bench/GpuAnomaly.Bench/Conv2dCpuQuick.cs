@@ -14,19 +14,8 @@ internal static class Conv2dCpuQuick
 
     private static void Time(string name, Conv2dParams p, int reps, Action forward)
     {
-        // Warm up for half a second so that tiered compilation has settled.
-        long w0 = Stopwatch.GetTimestamp();
-        while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) forward();
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            forward();
-            times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        Array.Sort(times);
-        double ms = times[reps / 2];
-        Console.WriteLine($"{name,-24} {ms,9:F3} ms {p.Flops / ms / 1e6,8:F1} GFLOP/s   (min {times[0]:F3} ms {p.Flops / times[0] / 1e6:F1} GFLOP/s)");
+        var (ms, min) = QuickTimer.Measure(reps, forward);
+        Console.WriteLine($"{name,-24} {ms,9:F3} ms {p.Flops / ms / 1e6,8:F1} GFLOP/s   (min {min:F3} ms {p.Flops / min / 1e6:F1} GFLOP/s)");
     }
 
     public static void Run(string[] args)
@@ -57,18 +46,8 @@ internal static class Conv2dCpuQuick
             var a = Conv2dBench.Random(rng, (long)m * k);
             var b = Conv2dBench.Random(rng, (long)k * n);
             var c = new float[m * n];
-            long w0 = Stopwatch.GetTimestamp();
-            while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) Kernels.Cpu.Sgemm.Multiply(m, n, k, a, k, b, n, c, n);
-            var times = new double[reps];
-            for (int i = 0; i < reps; i++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                Kernels.Cpu.Sgemm.Multiply(m, n, k, a, k, b, n, c, n);
-                times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            }
-            Array.Sort(times);
-            double ms = times[reps / 2];
-            Console.WriteLine($"{$"sgemm {m}x{n}x{k}",-24} {ms,9:F3} ms {2.0 * m * n * k / ms / 1e6,8:F1} GFLOP/s   (min {times[0]:F3} ms {2.0 * m * n * k / times[0] / 1e6:F1} GFLOP/s)");
+            var (ms, min) = QuickTimer.Measure(reps, () => Kernels.Cpu.Sgemm.Multiply(m, n, k, a, k, b, n, c, n));
+            Console.WriteLine($"{$"sgemm {m}x{n}x{k}",-24} {ms,9:F3} ms {2.0 * m * n * k / ms / 1e6,8:F1} GFLOP/s   (min {min:F3} ms {2.0 * m * n * k / min / 1e6:F1} GFLOP/s)");
         }
     }
 }

@@ -75,19 +75,9 @@ public class TernaryLinearBench
 
     private static double Time(string name, int reps, long weightBytes, double baselineMs, Action run)
     {
-        long w0 = Stopwatch.GetTimestamp();
-        while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) run();
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            run();
-            times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        Array.Sort(times);
-        double ms = times[reps / 2];
+        var (ms, min) = QuickTimer.Measure(reps, run);
         string speedup = baselineMs > 0 ? $"{baselineMs / ms,7:F2}x" : "      -";
-        Console.WriteLine($"{name,-16} {ms,10:F3} {times[0],9:F3} {weightBytes / ms / 1e6,12:F2} {speedup}");
+        Console.WriteLine($"{name,-16} {ms,10:F3} {min,9:F3} {weightBytes / ms / 1e6,12:F2} {speedup}");
         return ms;
     }
 }

@@ -69,17 +69,7 @@ public class VimBench
 
     private static double Time(string name, int reps, int samples, double flops, double baselineMs, Action run)
     {
-        long w0 = Stopwatch.GetTimestamp();
-        while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 1000) run(); // past tiered JIT's promotion of the unfused passes
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            run();
-            times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        Array.Sort(times);
-        double ms = times[reps / 2];
+        var (ms, min) = QuickTimer.Measure(reps, run, warmupMs: 1000); // past tiered JIT's promotion of the unfused passes
         string speedup = baselineMs > 0 ? $"{baselineMs / ms,9:F2}x" : "         -";
         Console.WriteLine($"{name,-26} {ms,10:F3} {samples / ms * 1e3,12:F0} {flops / ms / 1e6,8:F2} {speedup}");
         return ms;

@@ -61,17 +61,7 @@ public class WindowAttentionBench
 
     private static void Time(string name, double flops, int reps, Action forward)
     {
-        long w0 = Stopwatch.GetTimestamp();
-        while (Stopwatch.GetElapsedTime(w0).TotalMilliseconds < 500) forward();
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            forward();
-            times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-        }
-        Array.Sort(times);
-        double ms = times[reps / 2];
-        Console.WriteLine($"{name,-64} {ms,8:F3} ms {flops / ms / 1e6,7:F1} GFLOP/s   (min {times[0]:F3} ms)");
+        var (ms, min) = QuickTimer.Measure(reps, forward);
+        Console.WriteLine($"{name,-64} {ms,8:F3} ms {flops / ms / 1e6,7:F1} GFLOP/s   (min {min:F3} ms)");
     }
 }
