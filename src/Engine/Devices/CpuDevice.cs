@@ -58,29 +58,15 @@ public sealed class CpuDevice : Device
     /// entry lives as long as the block does, plus its byte offset (several tensors may share a block)
     /// and the layer's shape.
     /// </summary>
-    private readonly ConditionalWeakTable<DeviceMemory, List<(long ByteOffset, Conv2dPackedWeights Packed)>> _packedWeights = new();
+    private readonly ConstantCache<Conv2dPackedWeights> _packedWeights = new();
 
     /// <summary>How many times constant conv weights were packed (cache misses): a diagnostic, read by tests.</summary>
-    public int ConvWeightPacks { get; private set; }
+    public int ConvWeightPacks => _packedWeights.Misses;
 
     private Conv2dPackedWeights PackedWeights(in Conv2dParams p, Tensor w)
     {
         var copy = p;
-        return PackedWeights(p, w, () => Conv2dCpu.PackWeights(copy, w.Span<float>()));
-    }
-
-    private Conv2dPackedWeights PackedWeights(in Conv2dParams p, Tensor w, Func<Conv2dPackedWeights> pack)
-    {
-        var entries = _packedWeights.GetOrCreateValue(w.Memory);
-        lock (entries)
-        {
-            foreach (var (offset, packed) in entries)
-                if (offset == w.ByteOffset && packed.Matches(p)) return packed;
-            var entry = (w.ByteOffset, pack());
-            entries.Add(entry);
-            ConvWeightPacks++;
-            return entry.Item2;
-        }
+        return _packedWeights.Get(w, packed => packed.Matches(copy), () => Conv2dCpu.PackWeights(copy, w.Span<float>()));
     }
 
     /// <summary>Ternary convs run the float GEMM on decoded {-1, 0, +1} weights, cached like float conv weights.</summary>
@@ -93,7 +79,7 @@ public sealed class CpuDevice : Device
             return;
         }
         var copy = p;
-        var packed = PackedWeights(p.Conv, w, () => TernaryConv2dCpu.PackWeights(copy, w.Span<uint>()));
+        var packed = _packedWeights.Get(w, cached => cached.Matches(copy.Conv), () => TernaryConv2dCpu.PackWeights(copy, w.Span<uint>()));
         TernaryConv2dCpu.Forward(p, x.Span<float>(), packed, scale.Span<float>(), b, y.Span<float>());
     }
 
@@ -101,7 +87,7 @@ public sealed class CpuDevice : Device
         TernaryLinearCpu.Forward(p, x.Span<float>(), w.Span<uint>(), scale.Span<float>(), bias is null ? default : bias.Span<float>(), y.Span<float>());
 
     /// <summary>Linear weights transposed and padded once per constant weight tensor (like conv weights).</summary>
-    private readonly ConditionalWeakTable<DeviceMemory, List<(long ByteOffset, LinearPackedWeights Packed)>> _linearWeights = new();
+    private readonly ConstantCache<LinearPackedWeights> _linearWeights = new();
 
     protected override void RunLinear(in LinearParams p, Tensor x, Tensor w, Tensor? bias, Tensor y)
     {
@@ -111,18 +97,8 @@ public sealed class CpuDevice : Device
             LinearCpu.Forward(p, x.Span<float>(), w.Span<float>(), b, y.Span<float>());
             return;
         }
-        LinearPackedWeights? packed = null;
-        var entries = _linearWeights.GetOrCreateValue(w.Memory);
-        lock (entries)
-        {
-            foreach (var (offset, cached) in entries)
-                if (offset == w.ByteOffset && cached.K == p.K && cached.N == p.N) packed = cached;
-            if (packed is null)
-            {
-                packed = LinearCpu.PackWeights(p, w.Span<float>());
-                entries.Add((w.ByteOffset, packed));
-            }
-        }
+        var copy = p;
+        var packed = _linearWeights.Get(w, cached => cached.Matches(copy), () => LinearCpu.PackWeights(copy, w.Span<float>()));
         LinearCpu.Forward(p, x.Span<float>(), packed, b, y.Span<float>());
     }
 
@@ -156,19 +132,45 @@ public sealed class CpuDevice : Device
 
     public override void Dispose()
     {
-        foreach (var (_, entries) in _packedWeights)
-            lock (entries)
-            {
-                foreach (var e in entries) e.Packed.Dispose();
-                entries.Clear();
-            }
         _packedWeights.Clear();
-        foreach (var (_, entries) in _linearWeights)
+        _linearWeights.Clear();
+    }
+
+    /// <summary>
+    /// Data derived from constant weight tensors (packed GEMM operands), made once per tensor. Only constants are
+    /// cached (<see cref="Tensor.IsConstant"/>: a graph's weights), so an entry can never go stale. Keyed weakly by
+    /// the tensor's memory block, so an entry lives as long as the block does, plus its byte offset (several tensors
+    /// may share a block) and a shape test.
+    /// </summary>
+    private sealed class ConstantCache<T> where T : class, IDisposable
+    {
+        private readonly ConditionalWeakTable<DeviceMemory, List<(long ByteOffset, T Value)>> _entries = new();
+
+        public int Misses { get; private set; }
+
+        public T Get(Tensor w, Func<T, bool> matches, Func<T> make)
+        {
+            var entries = _entries.GetOrCreateValue(w.Memory);
             lock (entries)
             {
-                foreach (var e in entries) e.Packed.Dispose();
-                entries.Clear();
+                foreach (var (offset, value) in entries)
+                    if (offset == w.ByteOffset && matches(value)) return value;
+                var made = make();
+                entries.Add((w.ByteOffset, made));
+                Misses++;
+                return made;
             }
-        _linearWeights.Clear();
+        }
+
+        public void Clear()
+        {
+            foreach (var (_, entries) in _entries)
+                lock (entries)
+                {
+                    foreach (var e in entries) e.Value.Dispose();
+                    entries.Clear();
+                }
+            _entries.Clear();
+        }
     }
 }
