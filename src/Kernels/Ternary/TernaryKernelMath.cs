@@ -29,8 +29,9 @@ internal static class TernaryKernelMath
     /// <summary>
     /// acc + sum over the 4 bytes of codes (unsigned) times q (signed int8): PTX dp4a.u32.s32 on
     /// CUDA (sm_61+), the same integer sum in plain C# elsewhere (the CPU emulator). cuda is
-    /// <see cref="CudaAsm.IsSupported"/>, read once per kernel by the caller: the PTX backend folds
-    /// it to a constant, but on the CPU emulator each read is a runtime lookup.
+    /// <see cref="CudaAsm.IsSupported"/>, read once per kernel by the caller: the PTX backend resolves
+    /// it at compile time (it leaves the portable path behind a branch on two immediates, which ptxas
+    /// removes; tests/Ptx checks the emitted PTX), but on the CPU emulator each read is a runtime lookup.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Dp4a(bool cuda, uint codes, int q, int acc)
