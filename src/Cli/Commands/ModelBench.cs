@@ -1,19 +1,24 @@
 using System.Diagnostics;
 using GpuAnomaly.Engine;
+using GpuAnomaly.Engine.Weights;
 using GpuAnomaly.Models.StudentTeacher;
+using GpuAnomaly.Models.WindowVit;
 using Spectre.Console;
 
 namespace GpuAnomaly.Cli.Commands;
 
 /// <summary>
-/// `gpuanomaly bench --model FILE`: whole-model throughput of Uninformed Students. One run =
-/// upload of a batch of random images, every teacher and student at every scale, the fused
-/// scores, download of the per-scale maps and the host's multi-scale mean and max
-/// (<see cref="StudentTeacherModel.Run"/>, what `predict` calls, image decoding excluded).
+/// `gpuanomaly bench --model FILE`: whole-model throughput, image decoding excluded.
+/// Uninformed Students: one run = upload of a batch of random images, every teacher and student at
+/// every scale, the fused scores, download of the per-scale maps and the host's multi-scale mean and
+/// max (<see cref="StudentTeacherModel.Run"/>, what `predict` calls); tools/bench/students_model.py
+/// times PyTorch on the same file. window_vit: one run = upload, the whole classifier, download of
+/// the pooled features and logits (<see cref="WindowVitModel.Run"/>, what `ood` calls before the
+/// scores); tools/bench/window_vit_model.py times PyTorch on the same file.
 /// The first run (kernel compilation, weight packing) is reported apart; then the median of
-/// <c>repeat</c> runs. tools/bench/students_model.py times PyTorch on the same file.
+/// <c>repeat</c> runs.
 /// </summary>
-internal sealed record ModelBenchResult(string Model, string Device, int Batch, int Height, int Width, int Channels,
+internal sealed record ModelBenchResult(string Model, string Architecture, string Device, int Batch, int Height, int Width, int Channels,
     int[] Scales, double FirstMs, double MedianMs, double ImagesPerSecond, long PeakActivationBytes, long NaiveActivationBytes,
     long WeightBytes, int Repeat);
 
@@ -21,6 +26,15 @@ internal static class ModelBench
 {
     public static ModelBenchResult Run(Device dev, string path, int batch, int? size, int repeat, IAnsiConsole console)
     {
+        string? architecture;
+        using (var file = SafetensorsFile.Open(path))
+            file.Metadata.TryGetValue("architecture", out architecture);
+        if (architecture == WindowVitConfig.Architecture)
+        {
+            if (size is not null)
+                throw new GpuAnomalyException($"{Path.GetFileName(path)}: --size does not apply to window_vit (its input size is fixed by its config)");
+            return RunWindowVit(dev, path, batch, repeat, console);
+        }
         var sw = Stopwatch.StartNew();
         using var model = StudentTeacherModel.Load(path, dev, batch, size, size);
         var shape = model.InputShape;
@@ -30,26 +44,58 @@ internal static class ModelBench
         model.Run(images);
         double first = sw.Elapsed.TotalMilliseconds;
 
+        double median = Median(repeat, () => model.Run(images));
+        var cfg = model.Config;
+        var result = new ModelBenchResult(Path.GetFileName(path), UninformedStudentsConfig.Architecture, dev.Name, shape[0], shape[2], shape[3], shape[1],
+            cfg.Scales.ToArray(), first, median, shape[0] * 1000 / median, model.Plan.PeakActivationBytes,
+            model.Plan.NaiveActivationBytes, model.Plan.Graph.ConstantBytes, Math.Max(1, repeat));
+        console.WriteLine($"model:   {result.Model}: {cfg.InChannels} channels, scales {string.Join("/", cfg.Scales)}, " +
+            $"M = {cfg.Students}, {model.Plan.Graph.Nodes.Count} nodes, {DeviceOutOfMemoryException.FormatBytes(result.WeightBytes)} of weights");
+        Report(result, shape, median, console);
+        return result;
+    }
+
+    private static ModelBenchResult RunWindowVit(Device dev, string path, int batch, int repeat, IAnsiConsole console)
+    {
+        var sw = Stopwatch.StartNew();
+        using var model = WindowVitModel.Load(path, dev, batch);
+        var shape = model.InputShape;
+        var rng = new Random(Environment.TickCount);
+        var images = new float[shape.Elements];
+        for (int i = 0; i < images.Length; i++) images[i] = (float)rng.NextDouble();
+        model.Run(images);
+        double first = sw.Elapsed.TotalMilliseconds;
+        double median = Median(repeat, () => model.Run(images));
+        var cfg = model.Config;
+        var result = new ModelBenchResult(Path.GetFileName(path), WindowVitConfig.Architecture, dev.Name, shape[0], shape[2], shape[3], shape[1],
+            [], first, median, shape[0] * 1000 / median, model.Plan.PeakActivationBytes, model.Plan.NaiveActivationBytes,
+            model.Plan.Graph.ConstantBytes, Math.Max(1, repeat));
+        console.WriteLine($"model:   {result.Model}: window_vit C {cfg.EmbedDim}, {cfg.Heads} heads, {cfg.Blocks.Count} blocks, " +
+            $"{cfg.NumClasses} classes, {model.Plan.Graph.Nodes.Count} nodes, {DeviceOutOfMemoryException.FormatBytes(result.WeightBytes)} of weights");
+        Report(result, shape, median, console);
+        return result;
+    }
+
+    private static double Median(int repeat, Action run)
+    {
         var times = new double[Math.Max(1, repeat)];
+        var sw = new Stopwatch();
         for (int i = 0; i < times.Length; i++)
         {
             sw.Restart();
-            model.Run(images);
+            run();
             times[i] = sw.Elapsed.TotalMilliseconds;
         }
         Array.Sort(times);
-        double median = times[times.Length / 2];
-        var cfg = model.Config;
-        var result = new ModelBenchResult(Path.GetFileName(path), dev.Name, shape[0], shape[2], shape[3], shape[1],
-            cfg.Scales.ToArray(), first, median, shape[0] * 1000 / median, model.Plan.PeakActivationBytes,
-            model.Plan.NaiveActivationBytes, model.Plan.Graph.ConstantBytes, times.Length);
-        console.WriteLine($"model:   {result.Model}: {cfg.InChannels} channels, scales {string.Join("/", cfg.Scales)}, " +
-            $"M = {cfg.Students}, {model.Plan.Graph.Nodes.Count} nodes, {DeviceOutOfMemoryException.FormatBytes(result.WeightBytes)} of weights");
+        return times[times.Length / 2];
+    }
+
+    private static void Report(ModelBenchResult result, Shape shape, double median, IAnsiConsole console)
+    {
         console.WriteLine($"input:   {shape} (random images)");
         console.WriteLine($"memory:  peak activations {DeviceOutOfMemoryException.FormatBytes(result.PeakActivationBytes)} " +
             $"(without buffer reuse: {DeviceOutOfMemoryException.FormatBytes(result.NaiveActivationBytes)})");
-        console.WriteLine($"time:    first run {first:F0} ms (load, plan, kernel compilation); then median {median:F2} ms over " +
-            $"{times.Length} runs = {result.ImagesPerSecond:F2} images/s");
-        return result;
+        console.WriteLine($"time:    first run {result.FirstMs:F0} ms (load, plan, kernel compilation); then median {median:F2} ms over " +
+            $"{result.Repeat} runs = {result.ImagesPerSecond:F2} images/s");
     }
 }

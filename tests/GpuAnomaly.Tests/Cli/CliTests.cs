@@ -145,4 +145,27 @@ public class CliTests
         }
         finally { File.Delete(json); }
     }
+
+    [Fact]
+    public void Bench_WindowVitModel_ReportsImagesPerSecond_AndRefusesSize()
+    {
+        string model = Path.Combine(AppContext.BaseDirectory, "models", "window_vit_fmnist.safetensors");
+        string json = Path.Combine(Path.GetTempPath(), $"bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (code, output, err) = Run("bench", "--device", "cpu", "--model", model, "--batch", "3", "--repeat", "2", "--json", json);
+            Assert.True(code == 0, output + err);
+            Assert.Contains("window_vit C ", output);
+            Assert.Contains("[3, 1, 28, 28]", output);
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+            Assert.Equal("window_vit", doc.RootElement.GetProperty("Architecture").GetString());
+            Assert.True(doc.RootElement.GetProperty("ImagesPerSecond").GetDouble() > 0);
+        }
+        finally { File.Delete(json); }
+
+        var (code2, _, err2) = Run("bench", "--device", "cpu", "--model", model, "--size", "32");
+        Assert.Equal(2, code2);
+        Assert.Contains("--size does not apply", err2);
+        Assert.DoesNotContain("   at ", err2);
+    }
 }

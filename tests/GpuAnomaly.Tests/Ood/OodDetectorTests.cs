@@ -30,7 +30,8 @@ public sealed class OodDetectorTests : IDisposable
             features = vit.Run(Images(train)).Features;
         var labels = Enumerable.Range(0, train).Select(i => i % 10).ToArray();
         var (vim, baselines) = OodDetector.Fit(model, features, labels);
-        Assert.Equal(16, vim.PrincipalDim); // N = 32 < 768: N / 2
+        int n = features.Length / train; // the bundled model's feature size
+        Assert.Equal(n / 2, vim.PrincipalDim); // N < 768: N / 2
         string fitted = Path.Combine(_dir, "fitted.safetensors");
         OodDetector.WriteFitted(model, fitted, vim, baselines, "random images");
 
@@ -42,7 +43,7 @@ public sealed class OodDetectorTests : IDisposable
         var (headW, headB) = WindowVitModel.HeadWeights(file);
         for (int i = 0; i < test; i++)
         {
-            var expected = OodScores.Compute(raw.Features.AsSpan(i * 32, 32), headW, headB, det.Vim, det.Baselines).ToArray();
+            var expected = OodScores.Compute(raw.Features.AsSpan(i * n, n), headW, headB, det.Vim, det.Baselines).ToArray();
             var actual = results[i].Scores.ToArray();
             for (int k = 0; k < expected.Length; k++)
             {
