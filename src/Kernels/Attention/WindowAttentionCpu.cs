@@ -1,5 +1,5 @@
-using System.Numerics;
 using System.Numerics.Tensors;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 
 namespace GpuAnomaly.Kernels.Attention;
@@ -46,6 +46,8 @@ public static class WindowAttentionCpu
         }
     }
 
+    // Hot loop: compiled fully optimized at first call, not after tier-0 (short CLI runs never reach tier 1).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Attend(in WindowAttentionParams p, int task, float* qkv, float* pad, float* biasRows, float* y)
     {
         int h = task % p.Heads, bg = task / p.Heads;

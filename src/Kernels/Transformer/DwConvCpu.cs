@@ -1,5 +1,6 @@
-using System.Numerics;
 using GpuAnomaly.Kernels.Cpu;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace GpuAnomaly.Kernels.Transformer;
 
@@ -39,6 +40,8 @@ public static unsafe class DwConvCpu
         }
     }
 
+    // Hot loop: compiled fully optimized at first call, not after tier-0 (short CLI runs never reach tier 1).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows(in DwConvParams p, float* x, float* wt, int cPad, float* y, int r0, int r1)
     {
         int c = p.C, v = Vector<float>.Count, oh = p.OutH, ow = p.OutW, taps = p.KH * p.KW;

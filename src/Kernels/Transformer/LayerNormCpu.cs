@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace GpuAnomaly.Kernels.Transformer;
 
@@ -27,6 +28,8 @@ public static unsafe class LayerNormCpu
         }
     }
 
+    // Hot loop: compiled fully optimized at first call, not after tier-0 (short CLI runs never reach tier 1).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows(in LayerNormParams p, float* x, float* weight, float* bias, float* y, int m0, int m1)
     {
         int c = p.C, v = Vector<float>.Count;

@@ -1,6 +1,6 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using GpuAnomaly.Kernels.Cpu;
 
 namespace GpuAnomaly.Kernels.Transformer;
 
@@ -134,6 +134,8 @@ public static unsafe class LinearCpu
         }
     }
 
+    // Hot loop: compiled fully optimized at first call, not after tier-0 (short CLI runs never reach tier 1).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void EpilogueRows(in LinearParams p, float* bias, float* y, int m0, int m1)
     {
         int v = Vector<float>.Count;

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace GpuAnomaly.Kernels.Transformer;
 
@@ -56,6 +57,8 @@ public static unsafe class TokensCpu
         }
     }
 
+    // Hot loop: compiled fully optimized at first call, not after tier-0 (short CLI runs never reach tier 1).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Transpose(in TokensParams p, float* x, float* y, int block)
     {
         int tBlocks = (p.T + 7) / 8, b = block / tBlocks, t0 = block % tBlocks * 8, t1 = Math.Min(p.T, t0 + 8);
