@@ -16,7 +16,8 @@ Two runs on the idle machine, the second continuing the first with a fresh warm-
         --batch 128 --lr 1e-3 --warmup 50 --epochs 3 --seed 8 --threads 1 --eval-every 400 \
         --out src/Models/Default/window_vit_fmnist.safetensors
 The 8-class model for the OOD issue (held out: 6 Shirt, 9 Ankle boot) continues the body of the first run with a new
-head: --init /tmp/wv/c64d3.safetensors --classes 0 1 2 3 4 5 7 8 --lr 2e-3 --warmup 20 --epochs 2 (docs/RESULTS.md).
+head: --init /tmp/wv/c64d3.safetensors --classes 0 1 2 3 4 5 7 8 --batch 128 --lr 2e-3 --warmup 20 --epochs 2 --seed 5
+--threads 1 --out /tmp/wv8/fmnist8_c64.safetensors, then `gpuanomaly fit-ood` (docs/RESULTS.md has every command).
 --eval-every N prints accuracy on the first 1000 test images along the way.
 """
 import argparse

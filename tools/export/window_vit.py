@@ -228,5 +228,7 @@ class WindowViT(nn.Module):
         tensors, meta = safetensors_io.load(path)
         assert meta.get("architecture") == "window_vit", meta.get("architecture")
         model = cls(json.loads(meta["config"]))
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
+        # A `gpuanomaly fit-ood` file also holds the OOD fit ("vim.*", "ood.*"; docs/FORMATS.md): not model weights.
+        weights = {k: v for k, v in tensors.items() if not k.startswith(("vim.", "ood."))}
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
         return model.eval(), meta

@@ -30,8 +30,8 @@ public static unsafe class GeluCpu
         }
     }
 
-    /// <summary>y[i] = gelu(x[i]) for i in [start, end); the tail goes through one padded vector (same formula as the body).</summary>
     // Hot loop: compiled fully optimized at first call, not after tier-0 (short CLI runs never reach tier 1).
+    /// <summary>y[i] = gelu(x[i]) for i in [start, end); the tail goes through one padded vector (same formula as the body).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Range(float* x, float* y, int start, int end)
     {
