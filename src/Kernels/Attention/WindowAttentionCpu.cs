@@ -1,5 +1,6 @@
-using System.Numerics.Tensors;
+using System.Buffers;
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 
 namespace GpuAnomaly.Kernels.Attention;
@@ -24,11 +25,12 @@ public static class WindowAttentionCpu
         p.CheckLengths(qkv.Length, padQkv.Length, biasTable.Length, y.Length);
         // The relative bias of (query i, key j) is the same in every window: expand the table once per call to
         // [heads, n, n] rows that the score loop adds with one vector call.
+        // Rented: heads * n^2 floats pass the large-object-heap threshold from ws 7 with 9 heads.
         float[] biasRows = [];
         if (p.Grouping == AttentionGrouping.Window && p.HasRelativeBias != 0)
         {
             int n = p.GroupSize;
-            biasRows = new float[p.Heads * n * n];
+            biasRows = ArrayPool<float>.Shared.Rent(p.Heads * n * n);
             for (int h = 0; h < p.Heads; h++)
                 for (int i = 0; i < n; i++)
                     for (int j = 0; j < n; j++)
@@ -41,7 +43,14 @@ public static class WindowAttentionCpu
                 var pp = p;
                 nint q = (nint)qkvPtr, pad = (nint)padPtr, bias = (nint)biasPtr, yy = (nint)yPtr;
                 int tasks = p.B * p.GroupsPerImage * p.Heads;
-                Parallel.For(0, tasks, task => Attend(pp, task, (float*)q, (float*)pad, (float*)bias, (float*)yy));
+                try
+                {
+                    Parallel.For(0, tasks, task => Attend(pp, task, (float*)q, (float*)pad, (float*)bias, (float*)yy));
+                }
+                finally
+                {
+                    if (biasRows.Length > 0) ArrayPool<float>.Shared.Return(biasRows);
+                }
             }
         }
     }

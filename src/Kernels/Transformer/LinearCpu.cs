@@ -1,6 +1,6 @@
-using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using GpuAnomaly.Kernels.Cpu;
 
 namespace GpuAnomaly.Kernels.Transformer;
 
