@@ -5,6 +5,8 @@
         --group students --scale row --activations a32 --steps 0 --out /tmp/us1_students_ptq.safetensors
     # QAT: the same, then 150 fine-tuning steps per scale with fake-quantized weights (straight-through estimator)
     ... --steps 150 --out /tmp/us1_students_qat.safetensors
+    # QAT from scratch: the students re-initialized and trained ternary from the start (the teacher stays float)
+    ... --group students --scale row --from-scratch --lr 1e-3 --steps 300 --out /tmp/us1_students_scratch.safetensors
 
 Groups: `teacher` (every teacher conv), `students` (every student conv), `all`. `--keep-first` leaves each network's first
 conv in float (BitNet keeps the input layer in high precision). What changes when the teacher is quantized: its
@@ -67,6 +69,8 @@ def main():
     ap.add_argument("--scale", choices=["tensor", "row"], default="tensor")
     ap.add_argument("--activations", choices=["a32", "a8"], default="a32")
     ap.add_argument("--keep-first", action="store_true")
+    ap.add_argument("--from-scratch", action="store_true", help="re-initialize the students before QAT (BitNet trains "
+                    "ternary from the start) instead of fine-tuning the float ones; use the float training's --lr 1e-3")
     ap.add_argument("--steps", type=int, default=150, help="fine-tuning steps per scale (0 = PTQ)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-4)
@@ -83,13 +87,20 @@ def main():
     x_train, x_val = x[:-a.val], x[-a.val:]
     per_row, a8 = a.scale == "row", a.activations == "a8"
     quant_teacher, quant_students = a.group in ("teacher", "all"), a.group in ("students", "all")
+    if a.from_scratch and (not quant_students or a.steps <= 0):
+        ap.error("--from-scratch re-initializes the students: it needs --group students or all and --steps > 0")
     log = lambda s: print(s, flush=True)  # noqa: E731
     for p, sc in model.scales.items():
         if quant_teacher:
             set_quant(sc.teacher, per_row, a8, True, a.keep_first)
             sc.mu, sc.sigma = students.teacher_stats(sc.teacher, x_train[:500])
         if quant_students:
-            for s in sc.students:
+            for j, s in enumerate(sc.students):
+                if a.from_scratch:  # PyTorch's default init, a fresh seed per scale and student
+                    torch.manual_seed(a.seed + 1000 * p + j)
+                    for m in s.modules():
+                        if isinstance(m, torch.nn.Conv2d):
+                            m.reset_parameters()
                 set_quant(s, per_row, a8, True, a.keep_first)
         if a.steps > 0:
             finetune_students(sc, x_train, a.steps, a.batch, a.lr, a.seed, log)
@@ -98,7 +109,7 @@ def main():
     tensors = model.tensors()
     meta = model.metadata(json.loads(safetensors_io.load(a.model)[1].get("provenance", "{}")) | {
         "ternary": {"source": a.model, "group": a.group, "scale": a.scale, "activations": a.activations,
-                    "keep_first": a.keep_first, "finetune_steps": a.steps, "lr": a.lr, "seconds": round(time.time() - t0, 1)}})
+                    "keep_first": a.keep_first, "from_scratch": a.from_scratch, "finetune_steps": a.steps, "lr": a.lr, "seconds": round(time.time() - t0, 1)}})
     pattern = {"teacher": r"^teacher\.", "students": r"^students\.", "all": r"."}[a.group]
     if a.keep_first:
         pattern += r".*layers\.[1-9]"
