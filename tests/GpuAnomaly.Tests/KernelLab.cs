@@ -9,10 +9,13 @@ namespace GpuAnomaly.Tests;
 /// </summary>
 public static class KernelLab
 {
-    /// <summary>A generator with a fresh seed, printed on failure so a case can be replayed.</summary>
+    /// <summary>
+    /// A generator with a fresh seed, printed on failure so a case can be replayed: set
+    /// GPUANOMALY_TEST_SEED to that number and run the one test (dotnet test --filter).
+    /// </summary>
     public static Random NewRng(out int seed)
     {
-        seed = Random.Shared.Next();
+        seed = int.TryParse(Environment.GetEnvironmentVariable("GPUANOMALY_TEST_SEED"), out int replay) ? replay : Random.Shared.Next();
         return new Random(seed);
     }
 

@@ -85,7 +85,7 @@ public sealed class IlgpuDevice : Device
         try
         {
             // Profiling enables CUDA events, which the benchmark harness times kernels with.
-            context = Context.Create(b => b.Cuda().Profiling().EnableAlgorithms());
+            context = Context.Create(b => b.Cuda().Profiling().EnableAlgorithms().EnableGpuAnomalyKernels());
             var devices = context.GetCudaDevices();
             if (devices.Count == 0)
                 throw new DeviceUnavailableException("device 'cuda': no CUDA GPU found (no driver, or no device visible)");
@@ -112,7 +112,7 @@ public sealed class IlgpuDevice : Device
     /// </summary>
     public static IlgpuDevice OpenCpuEmulator(int warpSize = 4, int warpsPerGroup = 64, int multiprocessors = 1)
     {
-        var context = Context.Create(b => b.CPU(new CPUDevice(warpSize, warpsPerGroup, multiprocessors)).Profiling().EnableAlgorithms());
+        var context = Context.Create(b => b.CPU(new CPUDevice(warpSize, warpsPerGroup, multiprocessors)).Profiling().EnableAlgorithms().EnableGpuAnomalyKernels());
         var acc = context.GetCPUDevice(0).CreateAccelerator(context);
         return new IlgpuDevice(context, acc, "ilgpu-cpu");
     }

@@ -1,5 +1,4 @@
 using ILGPU;
-using ILGPU.Runtime.Cuda;
 
 namespace GpuAnomaly.Kernels.Ternary;
 
@@ -77,7 +76,6 @@ internal static class TernaryGemmKernel
     {
         var sQ = SharedMemory.Allocate<int>(BKW * 4 * BM);
         var sW = SharedMemory.Allocate<uint>(BKW * BN);
-        bool cuda = CudaAsm.IsSupported;
         int t = Group.IdxX, tx = t & 15, ty = t >> 4;
         int n0 = Grid.IdxX * BN, m0 = Grid.IdxY * BM, kw = p.KWords;
         // Loading roles: the 4 ints of one word of one token; one word of one row.
@@ -102,25 +100,25 @@ internal static class TernaryGemmKernel
                 int o = jw * 4 * BM;
                 uint v0 = sW[jw * BN + tx + 0]; uint v1 = sW[jw * BN + tx + 16]; uint v2 = sW[jw * BN + tx + 32]; uint v3 = sW[jw * BN + tx + 48];
                 q0 = sQ[o + ty + 0]; q1 = sQ[o + BM + ty + 0]; q2 = sQ[o + 2 * BM + ty + 0]; q3 = sQ[o + 3 * BM + ty + 0];
-                c00 = TernaryKernelMath.DotWord(cuda, v0, q0, q1, q2, q3, c00);
-                c01 = TernaryKernelMath.DotWord(cuda, v1, q0, q1, q2, q3, c01);
-                c02 = TernaryKernelMath.DotWord(cuda, v2, q0, q1, q2, q3, c02);
-                c03 = TernaryKernelMath.DotWord(cuda, v3, q0, q1, q2, q3, c03);
+                c00 = TernaryKernelMath.DotWord(v0, q0, q1, q2, q3, c00);
+                c01 = TernaryKernelMath.DotWord(v1, q0, q1, q2, q3, c01);
+                c02 = TernaryKernelMath.DotWord(v2, q0, q1, q2, q3, c02);
+                c03 = TernaryKernelMath.DotWord(v3, q0, q1, q2, q3, c03);
                 q0 = sQ[o + ty + 16]; q1 = sQ[o + BM + ty + 16]; q2 = sQ[o + 2 * BM + ty + 16]; q3 = sQ[o + 3 * BM + ty + 16];
-                c10 = TernaryKernelMath.DotWord(cuda, v0, q0, q1, q2, q3, c10);
-                c11 = TernaryKernelMath.DotWord(cuda, v1, q0, q1, q2, q3, c11);
-                c12 = TernaryKernelMath.DotWord(cuda, v2, q0, q1, q2, q3, c12);
-                c13 = TernaryKernelMath.DotWord(cuda, v3, q0, q1, q2, q3, c13);
+                c10 = TernaryKernelMath.DotWord(v0, q0, q1, q2, q3, c10);
+                c11 = TernaryKernelMath.DotWord(v1, q0, q1, q2, q3, c11);
+                c12 = TernaryKernelMath.DotWord(v2, q0, q1, q2, q3, c12);
+                c13 = TernaryKernelMath.DotWord(v3, q0, q1, q2, q3, c13);
                 q0 = sQ[o + ty + 32]; q1 = sQ[o + BM + ty + 32]; q2 = sQ[o + 2 * BM + ty + 32]; q3 = sQ[o + 3 * BM + ty + 32];
-                c20 = TernaryKernelMath.DotWord(cuda, v0, q0, q1, q2, q3, c20);
-                c21 = TernaryKernelMath.DotWord(cuda, v1, q0, q1, q2, q3, c21);
-                c22 = TernaryKernelMath.DotWord(cuda, v2, q0, q1, q2, q3, c22);
-                c23 = TernaryKernelMath.DotWord(cuda, v3, q0, q1, q2, q3, c23);
+                c20 = TernaryKernelMath.DotWord(v0, q0, q1, q2, q3, c20);
+                c21 = TernaryKernelMath.DotWord(v1, q0, q1, q2, q3, c21);
+                c22 = TernaryKernelMath.DotWord(v2, q0, q1, q2, q3, c22);
+                c23 = TernaryKernelMath.DotWord(v3, q0, q1, q2, q3, c23);
                 q0 = sQ[o + ty + 48]; q1 = sQ[o + BM + ty + 48]; q2 = sQ[o + 2 * BM + ty + 48]; q3 = sQ[o + 3 * BM + ty + 48];
-                c30 = TernaryKernelMath.DotWord(cuda, v0, q0, q1, q2, q3, c30);
-                c31 = TernaryKernelMath.DotWord(cuda, v1, q0, q1, q2, q3, c31);
-                c32 = TernaryKernelMath.DotWord(cuda, v2, q0, q1, q2, q3, c32);
-                c33 = TernaryKernelMath.DotWord(cuda, v3, q0, q1, q2, q3, c33);
+                c30 = TernaryKernelMath.DotWord(v0, q0, q1, q2, q3, c30);
+                c31 = TernaryKernelMath.DotWord(v1, q0, q1, q2, q3, c31);
+                c32 = TernaryKernelMath.DotWord(v2, q0, q1, q2, q3, c32);
+                c33 = TernaryKernelMath.DotWord(v3, q0, q1, q2, q3, c33);
             }
             Group.Barrier();
         }

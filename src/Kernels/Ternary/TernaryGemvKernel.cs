@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
-using ILGPU.Runtime.Cuda;
 
 namespace GpuAnomaly.Kernels.Ternary;
 
@@ -131,7 +130,6 @@ internal static class TernaryGemvKernel
         int n0 = Grid.IdxX * Rows, wid = Warp.WarpIdx;
         if (n0 >= p.N) return;
         int m = Grid.IdxY, kw = p.KWords, last = p.N - 1;
-        bool cuda = CudaAsm.IsSupported;
         int b0 = IntrinsicMath.Min(n0 + 0, last) * kw;
         int b1 = IntrinsicMath.Min(n0 + 1, last) * kw;
         int b2 = IntrinsicMath.Min(n0 + 2, last) * kw;
@@ -154,14 +152,14 @@ internal static class TernaryGemvKernel
             uint w5 = w[b5 + wi];
             uint w6 = w[b6 + wi];
             uint w7 = w[b7 + wi];
-            c0 = TernaryKernelMath.DotWord(cuda, w0, q0, q1, q2, q3, c0);
-            c1 = TernaryKernelMath.DotWord(cuda, w1, q0, q1, q2, q3, c1);
-            c2 = TernaryKernelMath.DotWord(cuda, w2, q0, q1, q2, q3, c2);
-            c3 = TernaryKernelMath.DotWord(cuda, w3, q0, q1, q2, q3, c3);
-            c4 = TernaryKernelMath.DotWord(cuda, w4, q0, q1, q2, q3, c4);
-            c5 = TernaryKernelMath.DotWord(cuda, w5, q0, q1, q2, q3, c5);
-            c6 = TernaryKernelMath.DotWord(cuda, w6, q0, q1, q2, q3, c6);
-            c7 = TernaryKernelMath.DotWord(cuda, w7, q0, q1, q2, q3, c7);
+            c0 = TernaryKernelMath.DotWord(w0, q0, q1, q2, q3, c0);
+            c1 = TernaryKernelMath.DotWord(w1, q0, q1, q2, q3, c1);
+            c2 = TernaryKernelMath.DotWord(w2, q0, q1, q2, q3, c2);
+            c3 = TernaryKernelMath.DotWord(w3, q0, q1, q2, q3, c3);
+            c4 = TernaryKernelMath.DotWord(w4, q0, q1, q2, q3, c4);
+            c5 = TernaryKernelMath.DotWord(w5, q0, q1, q2, q3, c5);
+            c6 = TernaryKernelMath.DotWord(w6, q0, q1, q2, q3, c6);
+            c7 = TernaryKernelMath.DotWord(w7, q0, q1, q2, q3, c7);
         }
         for (int off = ws / 2; off > 0; off >>= 1)
         {

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
-using ILGPU.Runtime.Cuda;
+using ILGPU.IR.Intrinsics;
 
 namespace GpuAnomaly.Kernels.Ternary;
 
@@ -27,26 +27,19 @@ internal static class TernaryKernelMath
     public static float Weight(uint word, int shift) => Select(word, shift, 1f);
 
     /// <summary>
-    /// acc + sum over the 4 bytes of codes (unsigned) times q (signed int8): PTX dp4a.u32.s32 on
-    /// CUDA (sm_61+), the same integer sum in plain C# elsewhere (the CPU emulator). cuda is
-    /// <see cref="CudaAsm.IsSupported"/>, read once per kernel by the caller: the PTX backend resolves
-    /// it at compile time (it leaves the portable path behind a branch on two immediates, which ptxas
-    /// removes; tests/Ptx checks the emitted PTX), but on the CPU emulator each read is a runtime lookup.
+    /// acc + sum over the 4 bytes of codes (unsigned) times q (signed int8). On CUDA, with the context built by
+    /// <see cref="Dp4aIntrinsic.EnableGpuAnomalyKernels"/>, ILGPU replaces each call by one PTX dp4a.u32.s32 (sm_61+);
+    /// this body is what the CPU emulator runs. [IntrinsicImplementation] is what makes ILGPU keep the call for the
+    /// replacement instead of compiling the body (tests/Ptx checks the dp4a count).
     /// </summary>
+    [IntrinsicImplementation]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Dp4a(bool cuda, uint codes, int q, int acc)
-    {
-        if (cuda)
-        {
-            CudaAsm.Emit("dp4a.u32.s32 %0, %1, %2, %3;", out int r, codes, q, acc);
-            return r;
-        }
-        return acc
-            + (int)(codes & 0xFFu) * ((q << 24) >> 24)
-            + (int)((codes >> 8) & 0xFFu) * ((q << 16) >> 24)
-            + (int)((codes >> 16) & 0xFFu) * ((q << 8) >> 24)
-            + (int)(codes >> 24) * (q >> 24);
-    }
+    public static int Dp4a(uint codes, int q, int acc) =>
+        acc
+        + (int)(codes & 0xFFu) * ((q << 24) >> 24)
+        + (int)((codes >> 8) & 0xFFu) * ((q << 16) >> 24)
+        + (int)((codes >> 16) & 0xFFu) * ((q << 8) >> 24)
+        + (int)(codes >> 24) * (q >> 24);
 
     /// <summary>
     /// sum_k code_k * q_k over one packed word (16 codes) and its 4 activation ints, where int j
@@ -55,12 +48,12 @@ internal static class TernaryKernelMath
     /// subtracts once per token.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int DotWord(bool cuda, uint word, int q0, int q1, int q2, int q3, int acc)
+    public static int DotWord(uint word, int q0, int q1, int q2, int q3, int acc)
     {
-        acc = Dp4a(cuda, word & ByteCodes, q0, acc);
-        acc = Dp4a(cuda, (word >> 2) & ByteCodes, q1, acc);
-        acc = Dp4a(cuda, (word >> 4) & ByteCodes, q2, acc);
-        return Dp4a(cuda, (word >> 6) & ByteCodes, q3, acc);
+        acc = Dp4a(word & ByteCodes, q0, acc);
+        acc = Dp4a((word >> 2) & ByteCodes, q1, acc);
+        acc = Dp4a((word >> 4) & ByteCodes, q2, acc);
+        return Dp4a((word >> 6) & ByteCodes, q3, acc);
     }
 
     /// <summary>
