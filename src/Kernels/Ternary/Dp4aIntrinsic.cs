@@ -14,8 +14,9 @@ namespace GpuAnomaly.Kernels.Ternary;
 /// local variable (st.local after every asm statement), and ptxas forwards the reload but keeps
 /// the store, so each dp4a cost a local-memory store in the A8 kernels' hot loops (STL in the
 /// SASS, a 128-256 byte stack frame per thread; tests/Ptx/PtxasTests now fails on that).
-/// A context gets it from <see cref="EnableGpuAnomalyKernels"/>; without it the C# body is
-/// compiled on CUDA too, which is correct and slower.
+/// A context that compiles the A8 kernels for CUDA must be built with <see cref="EnableGpuAnomalyKernels"/>
+/// (IlgpuDevice's are): without it ILGPU refuses them (NotSupportedIntrinsicException, which
+/// <see cref="TernaryLinearGpu"/> turns into an error that says so). The CPU emulator runs the C# body either way.
 /// </summary>
 public static class Dp4aIntrinsic
 {

@@ -13,7 +13,7 @@ namespace GpuAnomaly.Kernels.Ternary;
 /// coalesced (WarpSize consecutive words per request) and each lane has <see cref="Rows"/>
 /// independent 4-byte loads in flight per step. The 16 activations of a word are read once and
 /// reused by all <see cref="Rows"/> rows, which keeps the x traffic from L1 at 2x the weight bytes
-/// instead of 16x. Codes are decoded multiply-free (select +x / -x / 0); a shuffle tree sums
+/// instead of 16x. Codes are applied multiply-free (two predicated adds, <see cref="TernaryKernelMath.Accumulate"/>); a shuffle tree sums
 /// the lanes (WarpSize read at run time), shared memory the warps; thread r &lt; Rows applies scale
 /// and bias to row n0 + r.
 /// Grid: X = ceil(N / Rows), Y = tokens; groups of exactly Warps warps.
@@ -63,14 +63,14 @@ internal static class TernaryGemvKernel
                     float x1 = x[k + 1];
                     float x2 = x[k + 2];
                     float x3 = x[k + 3];
-                    a0 += TernaryKernelMath.Select(w0, sh + 0, x0); a1 += TernaryKernelMath.Select(w1, sh + 0, x0); a2 += TernaryKernelMath.Select(w2, sh + 0, x0); a3 += TernaryKernelMath.Select(w3, sh + 0, x0);
-                    a4 += TernaryKernelMath.Select(w4, sh + 0, x0); a5 += TernaryKernelMath.Select(w5, sh + 0, x0); a6 += TernaryKernelMath.Select(w6, sh + 0, x0); a7 += TernaryKernelMath.Select(w7, sh + 0, x0);
-                    a0 += TernaryKernelMath.Select(w0, sh + 2, x1); a1 += TernaryKernelMath.Select(w1, sh + 2, x1); a2 += TernaryKernelMath.Select(w2, sh + 2, x1); a3 += TernaryKernelMath.Select(w3, sh + 2, x1);
-                    a4 += TernaryKernelMath.Select(w4, sh + 2, x1); a5 += TernaryKernelMath.Select(w5, sh + 2, x1); a6 += TernaryKernelMath.Select(w6, sh + 2, x1); a7 += TernaryKernelMath.Select(w7, sh + 2, x1);
-                    a0 += TernaryKernelMath.Select(w0, sh + 4, x2); a1 += TernaryKernelMath.Select(w1, sh + 4, x2); a2 += TernaryKernelMath.Select(w2, sh + 4, x2); a3 += TernaryKernelMath.Select(w3, sh + 4, x2);
-                    a4 += TernaryKernelMath.Select(w4, sh + 4, x2); a5 += TernaryKernelMath.Select(w5, sh + 4, x2); a6 += TernaryKernelMath.Select(w6, sh + 4, x2); a7 += TernaryKernelMath.Select(w7, sh + 4, x2);
-                    a0 += TernaryKernelMath.Select(w0, sh + 6, x3); a1 += TernaryKernelMath.Select(w1, sh + 6, x3); a2 += TernaryKernelMath.Select(w2, sh + 6, x3); a3 += TernaryKernelMath.Select(w3, sh + 6, x3);
-                    a4 += TernaryKernelMath.Select(w4, sh + 6, x3); a5 += TernaryKernelMath.Select(w5, sh + 6, x3); a6 += TernaryKernelMath.Select(w6, sh + 6, x3); a7 += TernaryKernelMath.Select(w7, sh + 6, x3);
+                    a0 = TernaryKernelMath.Accumulate(a0, w0, sh + 0, x0); a1 = TernaryKernelMath.Accumulate(a1, w1, sh + 0, x0); a2 = TernaryKernelMath.Accumulate(a2, w2, sh + 0, x0); a3 = TernaryKernelMath.Accumulate(a3, w3, sh + 0, x0);
+                    a4 = TernaryKernelMath.Accumulate(a4, w4, sh + 0, x0); a5 = TernaryKernelMath.Accumulate(a5, w5, sh + 0, x0); a6 = TernaryKernelMath.Accumulate(a6, w6, sh + 0, x0); a7 = TernaryKernelMath.Accumulate(a7, w7, sh + 0, x0);
+                    a0 = TernaryKernelMath.Accumulate(a0, w0, sh + 2, x1); a1 = TernaryKernelMath.Accumulate(a1, w1, sh + 2, x1); a2 = TernaryKernelMath.Accumulate(a2, w2, sh + 2, x1); a3 = TernaryKernelMath.Accumulate(a3, w3, sh + 2, x1);
+                    a4 = TernaryKernelMath.Accumulate(a4, w4, sh + 2, x1); a5 = TernaryKernelMath.Accumulate(a5, w5, sh + 2, x1); a6 = TernaryKernelMath.Accumulate(a6, w6, sh + 2, x1); a7 = TernaryKernelMath.Accumulate(a7, w7, sh + 2, x1);
+                    a0 = TernaryKernelMath.Accumulate(a0, w0, sh + 4, x2); a1 = TernaryKernelMath.Accumulate(a1, w1, sh + 4, x2); a2 = TernaryKernelMath.Accumulate(a2, w2, sh + 4, x2); a3 = TernaryKernelMath.Accumulate(a3, w3, sh + 4, x2);
+                    a4 = TernaryKernelMath.Accumulate(a4, w4, sh + 4, x2); a5 = TernaryKernelMath.Accumulate(a5, w5, sh + 4, x2); a6 = TernaryKernelMath.Accumulate(a6, w6, sh + 4, x2); a7 = TernaryKernelMath.Accumulate(a7, w7, sh + 4, x2);
+                    a0 = TernaryKernelMath.Accumulate(a0, w0, sh + 6, x3); a1 = TernaryKernelMath.Accumulate(a1, w1, sh + 6, x3); a2 = TernaryKernelMath.Accumulate(a2, w2, sh + 6, x3); a3 = TernaryKernelMath.Accumulate(a3, w3, sh + 6, x3);
+                    a4 = TernaryKernelMath.Accumulate(a4, w4, sh + 6, x3); a5 = TernaryKernelMath.Accumulate(a5, w5, sh + 6, x3); a6 = TernaryKernelMath.Accumulate(a6, w6, sh + 6, x3); a7 = TernaryKernelMath.Accumulate(a7, w7, sh + 6, x3);
                 }
             }
             else
@@ -79,8 +79,8 @@ internal static class TernaryGemvKernel
                 for (int sh = 0; k < end; sh += 2, k++)
                 {
                     float xv = x[k];
-                    a0 += TernaryKernelMath.Select(w0, sh, xv); a1 += TernaryKernelMath.Select(w1, sh, xv); a2 += TernaryKernelMath.Select(w2, sh, xv); a3 += TernaryKernelMath.Select(w3, sh, xv);
-                    a4 += TernaryKernelMath.Select(w4, sh, xv); a5 += TernaryKernelMath.Select(w5, sh, xv); a6 += TernaryKernelMath.Select(w6, sh, xv); a7 += TernaryKernelMath.Select(w7, sh, xv);
+                    a0 = TernaryKernelMath.Accumulate(a0, w0, sh, xv); a1 = TernaryKernelMath.Accumulate(a1, w1, sh, xv); a2 = TernaryKernelMath.Accumulate(a2, w2, sh, xv); a3 = TernaryKernelMath.Accumulate(a3, w3, sh, xv);
+                    a4 = TernaryKernelMath.Accumulate(a4, w4, sh, xv); a5 = TernaryKernelMath.Accumulate(a5, w5, sh, xv); a6 = TernaryKernelMath.Accumulate(a6, w6, sh, xv); a7 = TernaryKernelMath.Accumulate(a7, w7, sh, xv);
                 }
             }
         }

@@ -22,6 +22,20 @@ internal static class TernaryKernelMath
         return c == 0u ? -x : v;
     }
 
+    /// <summary>
+    /// a + w * x for the code at <paramref name="shift"/>, multiply-free: + x for code 2, - x for code 0, nothing for
+    /// code 1. Written as two conditional adds, ptxas makes each test one LOP3 that sets a predicate and each add a
+    /// predicated FADD: 4 instructions a weight in the GEMV's SASS, where <see cref="Select"/> then an add took about
+    /// 7.5 (ISETP, ISETP, SEL, SEL, FADD and the extraction; docs/PERFORMANCE.md). The same sums bit for bit (a - x is
+    /// a + (-x)); only a -0 accumulator meeting code 1 stays -0 instead of becoming +0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Accumulate(float a, uint word, int shift, float x)
+    {
+        float r = (word & (2u << shift)) != 0 ? a + x : a;
+        return (word & (3u << shift)) == 0 ? r - x : r;
+    }
+
     /// <summary>The weight (-1, 0, +1) at <paramref name="shift"/> as a float, for GEMM tiles staged in shared memory.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Weight(uint word, int shift) => Select(word, shift, 1f);

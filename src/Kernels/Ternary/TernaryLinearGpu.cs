@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Backends;
 using ILGPU.Runtime;
 
 namespace GpuAnomaly.Kernels.Ternary;
@@ -32,9 +33,23 @@ public sealed class TernaryLinearGpu : IDisposable
         _accelerator = accelerator;
         _gemvA32 = accelerator.LoadStreamKernel<TernaryLinearParams, ArrayView<float>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TernaryGemvKernel.A32);
         _gemmA32 = accelerator.LoadStreamKernel<TernaryLinearParams, ArrayView<float>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TernaryGemmKernel.A32);
-        _gemvA8 = accelerator.LoadStreamKernel<TernaryLinearParams, ArrayView<int>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int>(TernaryGemvKernel.A8);
-        _gemmA8 = accelerator.LoadStreamKernel<TernaryLinearParams, ArrayView<int>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int>(TernaryGemmKernel.A8);
+        _gemvA8 = WithDp4a(() => accelerator.LoadStreamKernel<TernaryLinearParams, ArrayView<int>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int>(TernaryGemvKernel.A8));
+        _gemmA8 = WithDp4a(() => accelerator.LoadStreamKernel<TernaryLinearParams, ArrayView<int>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int>(TernaryGemmKernel.A8));
         _quantize = LoadQuantize(accelerator);
+    }
+
+    /// <summary>On CUDA the A8 kernels need the context's dp4a intrinsic; ILGPU's own error would not say where to get it.</summary>
+    private static T WithDp4a<T>(Func<T> load)
+    {
+        try
+        {
+            return load();
+        }
+        catch (Exception e) when (e is NotSupportedIntrinsicException || e.InnerException is NotSupportedIntrinsicException)
+        {
+            throw new InvalidOperationException("ternary_linear A8: this ILGPU context has no dp4a intrinsic; create it with " +
+                "Context.Create(b => b.Cuda().EnableGpuAnomalyKernels()) (GpuAnomaly.Engine's IlgpuDevice does)", e);
+        }
     }
 
     internal static Action<KernelConfig, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>> LoadQuantize(Accelerator accelerator) =>
