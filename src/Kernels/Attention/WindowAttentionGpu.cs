@@ -21,7 +21,8 @@ public struct WindowAttentionTiles
 /// the Tq x 32 scores (with bias and mask) stay in shared memory, a running max and sum per query row give a stable
 /// online softmax, and each thread accumulates 8 output channels of one query in registers (rescaled by
 /// exp(m_old - m_new) at every tile). The output rows are scattered back into token order; nothing else is written.
-/// Head dim up to 64; shared memory ~42 KB per group.
+/// Each query's and key's map token, bias position and shift region are computed once per tile into shared memory, so
+/// the per-score work has no integer division. Head dim up to 64; shared memory ~44 KB per group.
 /// </summary>
 public sealed class WindowAttentionGpu
 {
@@ -71,23 +72,51 @@ public sealed class WindowAttentionGpu
     private static void Kernel(WindowAttentionParams p, WindowAttentionTiles tl, ArrayView<float> qkv, ArrayView<float> padQkv,
         ArrayView<float> biasTable, ArrayView<float> y)
     {
-        // Q stride d+1 and S stride Tk+1: threads of a warp read rows of different queries without bank conflicts.
+        // Q stride d+1 and K stride d+1: threads of a warp read rows of different queries (or keys) without bank
+        // conflicts. V is read as Float4s (two 16-byte loads for a thread's 8 channels instead of eight 4-byte ones).
         var sQ = SharedMemory.Allocate<float>(TqMax * (MaxHeadDim + 1));
-        var sK = SharedMemory.Allocate<float>(Tk * MaxHeadDim);
-        var sV = SharedMemory.Allocate<float>(Tk * MaxHeadDim);
+        var sK = SharedMemory.Allocate<float>(Tk * (MaxHeadDim + 1));
+        var sV4 = SharedMemory.Allocate<Float4>(Tk * MaxHeadDim / 4);
         var sS = SharedMemory.Allocate<float>(TqMax * (Tk + 1));
         var sM = SharedMemory.Allocate<float>(TqMax);
         var sL = SharedMemory.Allocate<float>(TqMax);
         var sAlpha = SharedMemory.Allocate<float>(TqMax);
+        // Per query row and per key of the tile, computed once (SourceToken, Region and the bias row need integer
+        // divisions): the map token (-1 padded), the bias-table position and the shift region.
+        var sQTok = SharedMemory.Allocate<int>(TqMax);
+        var sQPos = SharedMemory.Allocate<int>(TqMax);
+        var sQReg = SharedMemory.Allocate<int>(TqMax);
+        var sKTok = SharedMemory.Allocate<int>(Tk);
+        var sKPos = SharedMemory.Allocate<int>(Tk);
+        var sKReg = SharedMemory.Allocate<int>(Tk);
+        var sV = sV4.Cast<float>();
 
         int tid = Group.IdxX, nt = Group.DimX;
         int heads = p.Heads, h = Grid.IdxX % heads, bg = Grid.IdxX / heads;
         int gpi = p.GroupsPerImage, b = bg / gpi, g = bg - b * gpi;
         int n = p.GroupSize, d = p.HeadDim, c = p.Channels, c3 = 3 * c, tq = tl.Tq;
-        int qs = d + 1, vs = tl.Chunks * 8;
+        int qs = d + 1, ks = d + 1, vs = tl.Chunks * 8;
         int q0 = Grid.IdxY * tq;
         long image = (long)b * p.Tokens;
         float scale = p.Scale;
+        bool hasBias = p.Grouping == AttentionGrouping.Window && p.HasRelativeBias != 0;
+        bool masked = p.Grouping == AttentionGrouping.Window && p.Shift > 0;
+        int ws = p.WindowSize, span = 2 * ws - 1;
+
+        // relative index (yi - yj + ws - 1)(2ws - 1) + (xi - xj) + ws - 1 = qPos - kPos, with
+        // qPos = yi (2ws - 1) + xi + (ws - 1)(2ws - 1) + ws - 1 and kPos = yj (2ws - 1) + xj.
+        if (tid < tq)
+        {
+            int i = q0 + tid;
+            bool real = i < n;
+            sQTok[tid] = real ? p.SourceToken(g, i) : -1;
+            int yi = hasBias ? i / ws : 0; // sparse groups have no window (and their ws may be anything)
+            sQPos[tid] = hasBias ? yi * span + (i - yi * ws) + (ws - 1) * span + ws - 1 : 0;
+            sQReg[tid] = masked && real ? p.Region(g, i) : 0;
+            sM[tid] = float.NegativeInfinity;
+            sL[tid] = 0f;
+        }
+        Group.Barrier();
 
         // Q tile: consecutive threads read consecutive channels of one token's q (coalesced); rows past the group are 0.
         for (int idx = tid; idx < tq * d; idx += nt)
@@ -96,74 +125,89 @@ public sealed class WindowAttentionGpu
             float qv = 0f;
             if (q0 + i < n)
             {
-                int token = p.SourceToken(g, q0 + i);
+                int token = sQTok[i];
                 qv = token >= 0 ? qkv[(image + token) * c3 + h * d + e] : padQkv[h * d + e];
             }
             sQ[i * qs + e] = qv * scale;
         }
-        if (tid < tq)
-        {
-            sM[tid] = float.NegativeInfinity;
-            sL[tid] = 0f;
-        }
 
-        // This thread's query row and its 8 output channels [c0, c0 + 8).
+        // This thread's query row and its 8 output channels [c0, c0 + 8) in the P V step.
         int oi = tid % tq, chunk = tid / tq, c0 = chunk * 8;
         bool owner = chunk < tl.Chunks;
-        bool hasBias = p.Grouping == AttentionGrouping.Window && p.HasRelativeBias != 0;
-        bool masked = p.Grouping == AttentionGrouping.Window && p.Shift > 0;
-        int qRegion = masked && q0 + oi < n ? p.Region(g, q0 + oi) : 0;
+        // Score step: pairs of query rows (qp, qp + half) x blocks of 4 keys; lanes of a warp take consecutive pairs
+        // of the same key block, so their K reads are one broadcast and their Q reads hit distinct banks.
+        int half = (tq + 1) / 2, items = half * (Tk / 4);
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
 
         for (int k0 = 0; k0 < n; k0 += Tk)
         {
-            Group.Barrier(); // the previous tile's P V is done with sK, sV, sS (and the Q tile is visible)
+            Group.Barrier(); // the previous tile's P V is done with sK, sV, sS and the key table (and Q is visible)
+
+            for (int jt = tid; jt < Tk; jt += nt) // a group can have fewer threads than keys (d <= 8: Tq threads)
+            {
+                int j = k0 + jt;
+                bool real = j < n;
+                // -2: past the group (score -inf); -1: a padded token (padQkv)
+                sKTok[jt] = real ? p.SourceToken(g, j) : -2;
+                int yj = hasBias ? j / ws : 0;
+                sKPos[jt] = hasBias ? yj * span + (j - yj * ws) : 0;
+                sKReg[jt] = masked && real ? p.Region(g, j) : 0;
+            }
+            Group.Barrier();
 
             // K and V tile (V rows padded with zeros to 8 * Chunks channels); keys past the group are 0.
             for (int idx = tid; idx < Tk * vs; idx += nt)
             {
                 int j = idx / vs, e = idx - j * vs;
                 float kv = 0f, vv = 0f;
-                if (e < d && k0 + j < n)
+                int token = sKTok[j];
+                if (e < d && token >= 0)
                 {
-                    int token = p.SourceToken(g, k0 + j);
-                    if (token >= 0)
-                    {
-                        long at = (image + token) * c3 + h * d + e;
-                        kv = qkv[at + c];
-                        vv = qkv[at + 2 * c];
-                    }
-                    else
-                    {
-                        kv = padQkv[c + h * d + e];
-                        vv = padQkv[2 * c + h * d + e];
-                    }
+                    long at = (image + token) * c3 + h * d + e;
+                    kv = qkv[at + c];
+                    vv = qkv[at + 2 * c];
                 }
-                if (e < d) sK[j * d + e] = kv;
+                else if (e < d && token == -1)
+                {
+                    kv = padQkv[c + h * d + e];
+                    vv = padQkv[2 * c + h * d + e];
+                }
+                if (e < d) sK[j * ks + e] = kv;
                 sV[j * vs + e] = vv;
             }
             Group.Barrier();
 
-            // Scores of query row oi against keys jb..jb+3, blocks of 4 keys dealt round-robin to the row's threads.
-            if (owner)
+            // Scores of query rows qa and qb against keys kj..kj+3: 6 shared loads for 8 FMAs.
+            for (int item = tid; item < items; item += nt)
             {
-                for (int jb = chunk * 4; jb < Tk; jb += 4 * tl.Chunks)
+                int kb = item / half, qa = item - kb * half, qb = qa + half;
+                bool second = qb < tq;
+                int kj = kb * 4, ra = qa * qs, rb = (second ? qb : qa) * qs, ka = kj * ks;
+                float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f, t0 = 0f, t1 = 0f, t2 = 0f, t3 = 0f;
+                for (int e = 0; e < d; e++)
                 {
-                    float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
-                    int qa = oi * qs, ka = jb * d;
-                    for (int e = 0; e < d; e++)
-                    {
-                        float qv = sQ[qa + e];
-                        s0 += qv * sK[ka + e];
-                        s1 += qv * sK[ka + d + e];
-                        s2 += qv * sK[ka + 2 * d + e];
-                        s3 += qv * sK[ka + 3 * d + e];
-                    }
-                    int row = oi * (Tk + 1) + jb;
-                    sS[row] = Score(p, biasTable, s0, q0 + oi, k0 + jb, g, h, hasBias, masked, qRegion);
-                    sS[row + 1] = Score(p, biasTable, s1, q0 + oi, k0 + jb + 1, g, h, hasBias, masked, qRegion);
-                    sS[row + 2] = Score(p, biasTable, s2, q0 + oi, k0 + jb + 2, g, h, hasBias, masked, qRegion);
-                    sS[row + 3] = Score(p, biasTable, s3, q0 + oi, k0 + jb + 3, g, h, hasBias, masked, qRegion);
+                    float qa_ = sQ[ra + e], qb_ = sQ[rb + e];
+                    float k0v = sK[ka + e], k1v = sK[ka + ks + e], k2v = sK[ka + 2 * ks + e], k3v = sK[ka + 3 * ks + e];
+                    s0 += qa_ * k0v; s1 += qa_ * k1v; s2 += qa_ * k2v; s3 += qa_ * k3v;
+                    t0 += qb_ * k0v; t1 += qb_ * k1v; t2 += qb_ * k2v; t3 += qb_ * k3v;
+                }
+                int row = qa * (Tk + 1) + kj;
+                bool qReal = q0 + qa < n;
+                int qPos = sQPos[qa], qReg = sQReg[qa];
+                sS[row] = Score(biasTable, s0, kj, qReal, qPos, qReg, h, heads, hasBias, masked, sKTok, sKPos, sKReg);
+                sS[row + 1] = Score(biasTable, s1, kj + 1, qReal, qPos, qReg, h, heads, hasBias, masked, sKTok, sKPos, sKReg);
+                sS[row + 2] = Score(biasTable, s2, kj + 2, qReal, qPos, qReg, h, heads, hasBias, masked, sKTok, sKPos, sKReg);
+                sS[row + 3] = Score(biasTable, s3, kj + 3, qReal, qPos, qReg, h, heads, hasBias, masked, sKTok, sKPos, sKReg);
+                if (second)
+                {
+                    row = qb * (Tk + 1) + kj;
+                    qReal = q0 + qb < n;
+                    qPos = sQPos[qb];
+                    qReg = sQReg[qb];
+                    sS[row] = Score(biasTable, t0, kj, qReal, qPos, qReg, h, heads, hasBias, masked, sKTok, sKPos, sKReg);
+                    sS[row + 1] = Score(biasTable, t1, kj + 1, qReal, qPos, qReg, h, heads, hasBias, masked, sKTok, sKPos, sKReg);
+                    sS[row + 2] = Score(biasTable, t2, kj + 2, qReal, qPos, qReg, h, heads, hasBias, masked, sKTok, sKPos, sKReg);
+                    sS[row + 3] = Score(biasTable, t3, kj + 3, qReal, qPos, qReg, h, heads, hasBias, masked, sKTok, sKPos, sKReg);
                 }
             }
             Group.Barrier();
@@ -193,26 +237,26 @@ public sealed class WindowAttentionGpu
             {
                 float alpha = sAlpha[oi];
                 a0 *= alpha; a1 *= alpha; a2 *= alpha; a3 *= alpha; a4 *= alpha; a5 *= alpha; a6 *= alpha; a7 *= alpha;
-                int keys = XMath.Min(Tk, n - k0), row = oi * (Tk + 1);
+                int keys = XMath.Min(Tk, n - k0), row = oi * (Tk + 1), vs4 = vs / 4;
                 for (int j = 0; j < keys; j++)
                 {
                     float pj = sS[row + j];
-                    int va = j * vs + c0;
-                    a0 += pj * sV[va];
-                    a1 += pj * sV[va + 1];
-                    a2 += pj * sV[va + 2];
-                    a3 += pj * sV[va + 3];
-                    a4 += pj * sV[va + 4];
-                    a5 += pj * sV[va + 5];
-                    a6 += pj * sV[va + 6];
-                    a7 += pj * sV[va + 7];
+                    Float4 v0 = sV4[j * vs4 + 2 * chunk], v1 = sV4[j * vs4 + 2 * chunk + 1];
+                    a0 += pj * v0.X;
+                    a1 += pj * v0.Y;
+                    a2 += pj * v0.Z;
+                    a3 += pj * v0.W;
+                    a4 += pj * v1.X;
+                    a5 += pj * v1.Y;
+                    a6 += pj * v1.Z;
+                    a7 += pj * v1.W;
                 }
             }
         }
 
         if (owner && q0 + oi < n)
         {
-            int token = p.SourceToken(g, q0 + oi);
+            int token = sQTok[oi];
             if (token >= 0)
             {
                 float inv = 1f / sL[oi];
@@ -230,15 +274,17 @@ public sealed class WindowAttentionGpu
         }
     }
 
-    /// <summary>q.k plus bias and mask; -inf for keys past the group (query rows past the group get no bias).</summary>
-    private static float Score(in WindowAttentionParams p, ArrayView<float> biasTable, float s, int qi, int kj, int g, int h,
-        bool hasBias, bool masked, int qRegion)
+    /// <summary>
+    /// q.k plus bias and mask for key kj of the tile; -inf for keys past the group (query rows past the group get no
+    /// bias: their output is never stored).
+    /// </summary>
+    private static float Score(ArrayView<float> biasTable, float s, int kj, bool qReal, int qPos, int qReg, int h, int heads,
+        bool hasBias, bool masked, ArrayView<int> kTok, ArrayView<int> kPos, ArrayView<int> kReg)
     {
-        int n = p.GroupSize;
-        if (kj >= n) return float.NegativeInfinity;
-        if (qi >= n) return s;
-        if (hasBias) s += biasTable[p.RelativeIndex(qi, kj) * p.Heads + h];
-        if (masked && p.Region(g, kj) != qRegion) s += -100f;
+        if (kTok[kj] == -2) return float.NegativeInfinity;
+        if (!qReal) return s;
+        if (hasBias) s += biasTable[(qPos - kPos[kj]) * heads + h];
+        if (masked && kReg[kj] != qReg) s += -100f;
         return s;
     }
 }

@@ -27,6 +27,9 @@ public class WindowAttentionGpuTests(IlgpuCpuFixture fixture, ITestOutputHelper 
         "sparse 1 9 7 2 8 4",       // S 4, padded to 12x8
         "sparse 1 9 7 2 24 1",      // global: 63 tokens, 2 key tiles
         "sparse 1 11 9 1 64 1",     // global, d 64: 99 tokens, 4 query tiles, 4 key tiles
+        "window 2 3 2 2 8 1 0 1",   // ws 1: groups of one token (Tq 1, no second query row in the score step)
+        "sparse 1 3 1 2 40 1",      // global, 3 tokens (Tq 4), d 40: 5 channel chunks
+        "window 1 14 14 3 32 7 3 1", // Swin-T stage 1 geometry (Tq 64, 4 chunks): 4 shifted windows
     };
 
     [Theory]
