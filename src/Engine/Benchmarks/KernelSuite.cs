@@ -4,6 +4,7 @@ using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Ternary;
+using GpuAnomaly.Kernels.Vim;
 using GpuAnomaly.Kernels.Transformer;
 
 namespace GpuAnomaly.Engine.Benchmarks;
@@ -65,6 +66,20 @@ public static class KernelSuite
         : [
             new("gemv 8192x8192", 1, 8192, 8192), new("gemv 4096x11008", 1, 4096, 11008), new("gemv 11008x4096", 1, 11008, 4096),
             new("gemm b8 4096x4096", 8, 4096, 4096), new("gemm b32 4096x4096", 32, 4096, 4096), new("gemm b128 4096x4096", 128, 4096, 4096),
+          ];
+
+    public sealed record VimCase(string Name, VimParams P);
+
+    /// <summary>
+    /// Fused ViM scoring (issue 6): the cpu bench's two shapes (CIFAR-sized head, ImageNet-sized head, residual dims
+    /// by the official rule) and the ImageNet one at 4096 samples, enough to fill a large GPU.
+    /// </summary>
+    public static IReadOnlyList<VimCase> VimCases(bool small) => small
+        ? [new("S5 N40 C7 K20", VimParams.Create(5, 40, 7, 20, 0.5f))]
+        : [
+            new("S256 N512 C10 K256", VimParams.Create(256, 512, 10, 256, 0.5f)),
+            new("S256 N1024 C1000 K512", VimParams.Create(256, 1024, 1000, 512, 0.5f)),
+            new("S4096 N1024 C1000 K512", VimParams.Create(4096, 1024, 1000, 512, 0.5f)),
           ];
 
     public sealed record AttentionCase(string Name, WindowAttentionParams P);
@@ -154,6 +169,7 @@ public static class KernelSuite
         }
         RunTernary(device, small, Want, progress, rng, results);
         RunAttention(device, small, Want, progress, rng, results);
+        RunVim(device, small, Want, progress, rng, results);
         return results;
     }
 
@@ -223,6 +239,26 @@ public static class KernelSuite
             progress?.Invoke($"window_attention {c.Name}");
             results.Add(DeviceTimer.Time(device, "window_attention", c.Name, p.Flops, 4.0 * (p.QkvElements + p.OutputElements),
                 () => device.WindowAttention(p, qkv, pad, table, y)));
+        }
+    }
+
+    private static void RunVim(Device device, bool small, Func<string, bool> want, Action<string>? progress, Random rng, List<BenchmarkResult> results)
+    {
+        foreach (var c in VimCases(small))
+        {
+            if (!want($"vim_score {c.Name}")) continue;
+            var p = c.P;
+            using var x = device.FromHost(Random(rng, p.FeatureElements), new Shape(p.S, p.N));
+            using var w = device.FromHost(Random(rng, p.WeightElements), new Shape(p.C, p.N));
+            using var b = device.FromHost(Random(rng, p.C), new Shape(p.C));
+            using var o = device.FromHost(Random(rng, p.N), new Shape(p.N));
+            using var rt = device.FromHost(Random(rng, p.BasisElements), new Shape(p.ResidualDim, p.N));
+            using var y = device.Allocate(new Shape((int)p.OutputElements));
+            progress?.Invoke($"vim_score {c.Name}");
+            // Logits and the residual projection: 2 S (C + K) N; the features, head and basis read once, six scores a sample written.
+            double flops = 2.0 * p.S * (p.C + p.ResidualDim) * p.N;
+            double bytes = 4.0 * (p.FeatureElements + p.WeightElements + p.C + p.N + p.BasisElements + p.OutputElements);
+            results.Add(DeviceTimer.Time(device, "vim_score", c.Name, flops, bytes, () => device.VimScore(p, x, w, b, o, rt, y)));
         }
     }
 

@@ -130,6 +130,10 @@ public class CliTests
         var (code, output, err) = Run("check", "--device", "cpu", "--cases", "4");
         Assert.True(code == 0, output + err);
         Assert.Contains("0 failed", output);
+        // Whole words of the table, so that "linear.gemv" is not found inside "linear.gemv.cached".
+        var words = System.Text.RegularExpressions.Regex.Matches(output, @"[a-z0-9_.]+").Select(m => m.Value).ToHashSet();
+        foreach (var kernel in KernelCheckTests.EveryDevice.Concat(KernelCheckTests.CpuOnly))
+            Assert.True(words.Contains(kernel), $"no row for {kernel}:\n{output}");
     }
 
     [Fact]
@@ -140,7 +144,9 @@ public class CliTests
         {
             var (code, output, err) = Run("bench", "--device", "cpu", "--small", "--json", json);
             Assert.True(code == 0, output + err);
-            foreach (var k in new[] { "conv2d", "pool2d", "leaky_relu", "add", "GFLOP/s" }) Assert.Contains(k, output);
+            foreach (var k in new[] { "conv2d", "pool2d", "leaky_relu", "add", "student_teacher_score", "ternary_linear.a32", "ternary_linear.a8",
+                     "linear.fp32", "window_attention", "vim_score", "GFLOP/s" })
+                Assert.Contains(k, output);
             Assert.Contains("\"MedianMs\"", File.ReadAllText(json));
         }
         finally { File.Delete(json); }
