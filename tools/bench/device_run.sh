@@ -12,8 +12,10 @@
 #   bash tools/bench/device_run.sh models    # whole window_vit model, batch 1 and 64: ours and PyTorch eager
 #
 # Each part writes its raw output under $OUT (what the device tool brings back), else ./device-out, one file per
-# step, and ends with "part P: N steps, N failed". GPUANOMALY (the binary), DEVICE (cuda) and SMALL=1 (tiny shapes,
-# to smoke-test this script on a machine without a GPU: DEVICE=ilgpu-cpu SMALL=1 ... kernels) override the defaults.
+# step, and ends with "part P: N steps, N failed". A part starts no step after PART_LIMIT seconds (540); those are
+# reported skipped, and STEPS="name ..." reruns only them in another call. GPUANOMALY (the binary), DEVICE (cuda) and
+# SMALL=1 (tiny shapes, to smoke-test this script without a GPU: DEVICE=ilgpu-cpu SMALL=1 ... kernels) override the
+# defaults.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -27,13 +29,24 @@ torch_dev=$([ "$dev" = cuda ] && echo cuda || echo cpu)
 mkdir -p "$out"
 steps=0 failed=0
 
-# step NAME COMMAND...: runs it with a time limit, output in $out/NAME.txt, the exit code on the last line.
+# step NAME COMMAND...: runs it with a time limit, output in $out/NAME.txt, the exit code on the last line. A part
+# stops starting steps once PART_LIMIT seconds (default 540, under the device tool's 600) are spent: the rest are
+# reported as skipped, for a second call.
 step() {
   local name=$1; shift
+  # STEPS="a b": run only those steps of the part (the ones a previous call skipped).
+  if [ -n "${STEPS:-}" ] && [[ " $STEPS " != *" $name "* ]]; then return; fi
   steps=$((steps + 1))
+  local left=$(( ${PART_LIMIT:-540} - SECONDS ))
+  if [ "$left" -lt 30 ]; then
+    echo "== $name: skipped, the part's time is spent ($SECONDS s)"
+    failed=$((failed + 1))
+    return
+  fi
+  local limit=$(( ${STEP_LIMIT:-300} < left ? ${STEP_LIMIT:-300} : left ))
   echo "== $name: $*"
   local t0=$SECONDS
-  timeout "${STEP_LIMIT:-300}" "$@" > "$out/$name.txt" 2>&1
+  timeout "$limit" "$@" > "$out/$name.txt" 2>&1
   local rc=$?
   echo "exit $rc after $((SECONDS - t0)) s" >> "$out/$name.txt"
   [ "$rc" -eq 0 ] || failed=$((failed + 1))

@@ -23,7 +23,7 @@ internal static class CheckCommand
             // Tolerances differ by kernel: 0 for exact integer accumulators and permutations, 1e-6 for GELU's floored metric.
             var table = new Table().AddColumns("kernel", "cases", "worst rel. L2", "tolerance", "failed");
             foreach (var g in results.GroupBy(x => x.Kernel))
-                table.AddRow(g.Key, g.Count().ToString(), $"{g.Max(x => x.RelL2):E2}", $"{g.Max(x => x.Tolerance):E0}", g.Count(x => !x.Passed).ToString());
+                table.AddRow(g.Key, g.Count().ToString(), $"{g.Max(x => x.RelL2):E2}", (g.Max(x => x.Tolerance) == 0 ? "exact" : $"{g.Max(x => x.Tolerance):E0}"), g.Count(x => !x.Passed).ToString());
             console.WriteLine($"device {dev.Name} ({dev.Description}), seed {s}");
             console.Write(table);
             foreach (var f in results.Where(x => !x.Passed).Take(10))

@@ -134,8 +134,9 @@ public sealed class WindowAttentionGpu
         // This thread's query row and its 8 output channels [c0, c0 + 8) in the P V step.
         int oi = tid % tq, chunk = tid / tq, c0 = chunk * 8;
         bool owner = chunk < tl.Chunks;
-        // Score step: pairs of query rows (qp, qp + half) x blocks of 4 keys; lanes of a warp take consecutive pairs
-        // of the same key block, so their K reads are one broadcast and their Q reads hit distinct banks.
+        // Score step: pairs of query rows (qp, qp + half) x blocks of 4 keys. Consecutive threads take consecutive pairs
+        // of one key block: with Tq = 64 a warp's K reads are one broadcast; with fewer pairs than lanes a warp spans
+        // several key blocks, whose rows (stride d + 1) start in different banks. Q reads (stride d + 1) never conflict.
         int half = (tq + 1) / 2, items = half * (Tk / 4);
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
 

@@ -26,8 +26,8 @@ internal static class TernaryKernelMath
     /// a + w * x for the code at <paramref name="shift"/>, multiply-free: + x for code 2, - x for code 0, nothing for
     /// code 1. Written as two conditional adds, ptxas makes each test one LOP3 that sets a predicate and each add a
     /// predicated FADD: 4 instructions a weight in the GEMV's SASS, where <see cref="Select"/> then an add took about
-    /// 7.5 (ISETP, ISETP, SEL, SEL, FADD and the extraction; docs/PERFORMANCE.md). The same sums bit for bit (a - x is
-    /// a + (-x)); only a -0 accumulator meeting code 1 stays -0 instead of becoming +0.
+    /// 7.5 (ISETP, ISETP, SEL, SEL, FADD and the extraction; docs/PERFORMANCE.md). For the codes 0-2 the sums are the
+    /// old ones bit for bit (a - x is a + (-x)); the invalid code 3, which the loader rejects, now adds + x (Select: 0).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Accumulate(float a, uint word, int shift, float x)

@@ -17,14 +17,17 @@ public static class Ptxas
     private static string? Find()
     {
         string? named = Environment.GetEnvironmentVariable("GPUANOMALY_PTXAS");
-        if (!string.IsNullOrEmpty(named)) return File.Exists(named) ? named : null;
+        if (!string.IsNullOrEmpty(named)) return Executable(named) ? named : null;
         foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(System.IO.Path.PathSeparator))
         {
             string candidate = System.IO.Path.Combine(dir, "ptxas");
-            if (dir.Length > 0 && File.Exists(candidate)) return candidate;
+            if (dir.Length > 0 && Executable(candidate)) return candidate;
         }
         return null;
     }
+
+    private static bool Executable(string path) =>
+        File.Exists(path) && (OperatingSystem.IsWindows() || (File.GetUnixFileMode(path) & UnixFileMode.UserExecute) != 0);
 
     public const string Missing = "no ptxas: set GPUANOMALY_PTXAS or put ptxas on the PATH (.ci/fetch-ptxas fetches one)";
 
@@ -48,13 +51,15 @@ public static class Ptxas
             };
             foreach (string a in new[] { $"-arch={arch}", "-v", "-o", System.IO.Path.Combine(dir, "kernel.cubin"), input }) start.ArgumentList.Add(a);
             using var p = Process.Start(start)!;
+            // Both pipes drain in the background, so a hung ptxas meets the time limit instead of a blocking read.
+            var stdout = p.StandardOutput.ReadToEndAsync();
             var stderr = p.StandardError.ReadToEndAsync();
-            string log = p.StandardOutput.ReadToEnd() + stderr.Result;
             if (!p.WaitForExit(120_000))
             {
-                p.Kill();
+                p.Kill(entireProcessTree: true);
                 throw new TimeoutException($"ptxas -arch={arch} ran over 120 s");
             }
+            string log = stdout.Result + stderr.Result;
             return new Usage(p.ExitCode, log, Int(log, @"Used (\d+) registers"), Int(log, @"(\d+) bytes spill stores"),
                 Int(log, @"(\d+) bytes spill loads"), Int(log, @"(\d+) bytes stack frame"), Int(log, @"(\d+) bytes smem"));
         }

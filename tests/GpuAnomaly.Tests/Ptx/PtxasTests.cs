@@ -10,7 +10,7 @@ namespace GpuAnomaly.Tests.Ptx;
 /// CudaAsm.Emit's output variables until <see cref="GpuAnomaly.Kernels.Ternary.Dp4aIntrinsic"/>). Skipped, with the reason, where there is no ptxas.
 /// GPUANOMALY_PTXAS_REPORT=FILE appends one line per kernel and architecture (registers, shared
 /// memory, stack, spills): docs/perf/ptxas_resources.txt was made that way. GPUANOMALY_PTX_DUMP=DIR
-/// writes each kernel's PTX there, for ptxas or cuobjdump -sass by hand.
+/// writes each kernel's PTX there, for tools/ptx/sass_loops.py (ptxas, then nvdisasm).
 /// </summary>
 public sealed class PtxasTests : IDisposable
 {
