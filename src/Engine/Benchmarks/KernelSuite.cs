@@ -205,6 +205,26 @@ public static class KernelSuite
                 progress?.Invoke($"{kernel} {c.Name}");
                 results.Add(DeviceTimer.Time(device, kernel, $"{c.Name} ({copies} weight copies)", p.Flops, p.MinBytes,
                     () => device.TernaryLinear(p, x, weights[next++ % copies], scale, bias, y)));
+                // The GEMV's split of K at other widths than the default, for a GPU to pick the best (".w2" = 2 warps a group).
+                if (device is IlgpuDevice gpu && c.M <= TernaryLinearGpu.GemvMaxTokens)
+                {
+                    var gemv = gpu.TernaryKernels;
+                    int defaultWarps = gemv.GemvWarps;
+                    try
+                    {
+                        foreach (int warps in new[] { 2, 4, 8 }.Where(w => w != defaultWarps))
+                        {
+                            gemv.GemvWarps = warps;
+                            progress?.Invoke($"{kernel}.w{warps} {c.Name}");
+                            results.Add(DeviceTimer.Time(device, $"{kernel}.w{warps}", $"{c.Name} ({copies} weight copies)", p.Flops, p.MinBytes,
+                                () => device.TernaryLinear(p, x, weights[next++ % copies], scale, bias, y)));
+                        }
+                    }
+                    finally
+                    {
+                        gemv.GemvWarps = defaultWarps;
+                    }
+                }
             }
             finally
             {

@@ -5,9 +5,9 @@ namespace GpuAnomaly.Kernels.Ternary;
 
 /// <summary>
 /// TernaryLinear for few tokens (M &lt;= 4): a memory-bound GEMV over the
-/// packed weights. One group of <see cref="Warps"/> warps computes <see cref="Rows"/> consecutive
-/// output rows of one token, splitting K: lane l of warp v walks the packed words
-/// v * WarpSize + l + j * Warps * WarpSize of those rows. Split-K matters on a large GPU: with one
+/// packed weights. One group of W warps (<see cref="DefaultWarps"/>, or 1 to <see cref="MaxWarps"/>: the group's
+/// size says) computes <see cref="Rows"/> consecutive output rows of one token, splitting K: lane l of warp v walks
+/// the packed words v * WarpSize + l + j * W * WarpSize of those rows. Split-K matters on a large GPU: with one
 /// warp per 8 rows an 8192 x 8192 layer is only 1024 warps (a tenth of an H100's thread slots, too
 /// few bytes in flight); 8 warps per 8 rows give 8192 warps. Every row's word loads are
 /// coalesced (WarpSize consecutive words per request) and each lane has <see cref="Rows"/>
@@ -16,20 +16,24 @@ namespace GpuAnomaly.Kernels.Ternary;
 /// instead of 16x. Codes are applied multiply-free (two predicated adds, <see cref="TernaryKernelMath.Accumulate"/>); a shuffle tree sums
 /// the lanes (WarpSize read at run time), shared memory the warps; thread r &lt; Rows applies scale
 /// and bias to row n0 + r.
-/// Grid: X = ceil(N / Rows), Y = tokens; groups of exactly Warps warps.
+/// Grid: X = ceil(N / Rows), Y = tokens; groups of W whole warps. How W trades split-K parallelism (more warps in
+/// flight) against per-warp overhead (a lane does only kw / (W * WarpSize) steps: 1 for 11008 x 4096 at W = 8) is
+/// for a GPU to measure: `gpuanomaly bench` times W = 2, 4 and 8 on the GEMV shapes.
 /// Rows past N are clamped to row N - 1 for loading and never stored.
 /// </summary>
 internal static class TernaryGemvKernel
 {
     public const int Rows = 8;
-    /// <summary>Warps per group, splitting K: all of them work on the same rows (see the class comment).</summary>
-    public const int Warps = 8;
+    /// <summary>Warps per group by default, splitting K: all of them work on the same rows (see the class comment).</summary>
+    public const int DefaultWarps = 8;
+    /// <summary>The most warps a group may have (the shared partial sums are sized for it).</summary>
+    public const int MaxWarps = 8;
 
     public static void A32(TernaryLinearParams p, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> scale,
         ArrayView<float> bias, ArrayView<float> y)
     {
-        var part = SharedMemory.Allocate<float>(Warps * Rows);
-        int ws = Warp.WarpSize, lane = Warp.LaneIdx;
+        var part = SharedMemory.Allocate<float>(MaxWarps * Rows);
+        int ws = Warp.WarpSize, lane = Warp.LaneIdx, warps = Group.DimX / ws;
         int n0 = Grid.IdxX * Rows, wid = Warp.WarpIdx;
         if (n0 >= p.N) return; // the whole group: n0 is uniform across it
         int m = Grid.IdxY, kw = p.KWords, last = p.N - 1;
@@ -43,7 +47,7 @@ internal static class TernaryGemvKernel
         int b7 = IntrinsicMath.Min(n0 + 7, last) * kw;
         int xAt = m * p.K, full = p.K / TernaryPacking.WeightsPerWord;
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
-        for (int wi = wid * ws + lane; wi < kw; wi += Warps * ws)
+        for (int wi = wid * ws + lane; wi < kw; wi += warps * ws)
         {
             uint w0 = w[b0 + wi];
             uint w1 = w[b1 + wi];
@@ -107,11 +111,11 @@ internal static class TernaryGemvKernel
             part[wid * Rows + 7] = a7;
         }
         Group.Barrier();
-        int t = Group.IdxX;
-        if (t < Rows)
+        // A group of one small warp (the CPU emulator's are 4 lanes) has fewer threads than rows.
+        for (int t = Group.IdxX; t < Rows; t += Group.DimX)
         {
             float v = 0f;
-            for (int i = 0; i < Warps; i++) v += part[i * Rows + t];
+            for (int i = 0; i < warps; i++) v += part[i * Rows + t];
             StoreA32(p, scale, bias, y, m, n0 + t, v);
         }
     }
@@ -125,8 +129,8 @@ internal static class TernaryGemvKernel
     public static void A8(TernaryLinearParams p, ArrayView<int> q, ArrayView<uint> w, ArrayView<float> scale,
         ArrayView<float> bias, ArrayView<float> s, ArrayView<int> qsum, ArrayView<float> y, ArrayView<int> acc, int writeAcc)
     {
-        var part = SharedMemory.Allocate<int>(Warps * Rows);
-        int ws = Warp.WarpSize, lane = Warp.LaneIdx;
+        var part = SharedMemory.Allocate<int>(MaxWarps * Rows);
+        int ws = Warp.WarpSize, lane = Warp.LaneIdx, warps = Group.DimX / ws;
         int n0 = Grid.IdxX * Rows, wid = Warp.WarpIdx;
         if (n0 >= p.N) return;
         int m = Grid.IdxY, kw = p.KWords, last = p.N - 1;
@@ -140,7 +144,7 @@ internal static class TernaryGemvKernel
         int b7 = IntrinsicMath.Min(n0 + 7, last) * kw;
         int qAt = m * kw * 4;
         int c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
-        for (int wi = wid * ws + lane; wi < kw; wi += Warps * ws)
+        for (int wi = wid * ws + lane; wi < kw; wi += warps * ws)
         {
             int qi = qAt + 4 * wi;
             int q0 = q[qi], q1 = q[qi + 1], q2 = q[qi + 2], q3 = q[qi + 3];
@@ -184,11 +188,10 @@ internal static class TernaryGemvKernel
             part[wid * Rows + 7] = c7;
         }
         Group.Barrier();
-        int t = Group.IdxX;
-        if (t < Rows)
+        for (int t = Group.IdxX; t < Rows; t += Group.DimX)
         {
             int v = -qsum[m];
-            for (int i = 0; i < Warps; i++) v += part[i * Rows + t];
+            for (int i = 0; i < warps; i++) v += part[i * Rows + t];
             StoreA8(p, scale, bias, s, y, acc, writeAcc, m, n0 + t, v);
         }
     }

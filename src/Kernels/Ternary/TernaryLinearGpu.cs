@@ -19,6 +19,22 @@ public sealed class TernaryLinearGpu : IDisposable
     public const int GemvMaxTokens = 4;
 
     private readonly Accelerator _accelerator;
+    private int _gemvWarps = TernaryGemvKernel.DefaultWarps;
+
+    /// <summary>
+    /// Warps per group of the GEMV (1 to <see cref="TernaryGemvKernel.MaxWarps"/>), i.e. its split of K. A tuning knob
+    /// for benchmarks: the default stays until a GPU measures a better one.
+    /// </summary>
+    public int GemvWarps
+    {
+        get => _gemvWarps;
+        set
+        {
+            if (value < 1 || value > TernaryGemvKernel.MaxWarps)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"ternary_linear gemv: 1 to {TernaryGemvKernel.MaxWarps} warps per group");
+            _gemvWarps = value;
+        }
+    }
     private readonly Action<KernelConfig, TernaryLinearParams, ArrayView<float>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _gemvA32, _gemmA32;
     private readonly Action<KernelConfig, TernaryLinearParams, ArrayView<int>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int> _gemvA8, _gemmA8;
     private readonly Action<KernelConfig, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>> _quantize;
@@ -123,7 +139,7 @@ public sealed class TernaryLinearGpu : IDisposable
             if (p.M > 65535)
                 throw new ArgumentException($"ternary_linear gemv: {p.M} tokens exceed the grid's 65535 limit ({p})");
             config = new KernelConfig(new Index3D((p.N + TernaryGemvKernel.Rows - 1) / TernaryGemvKernel.Rows, p.M, 1),
-                new Index3D(TernaryGemvKernel.Warps * _accelerator.WarpSize, 1, 1));
+                new Index3D(_gemvWarps * _accelerator.WarpSize, 1, 1));
         }
 
         if (p.Activations == TernaryActivations.A32)

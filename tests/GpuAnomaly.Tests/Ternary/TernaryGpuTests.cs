@@ -92,6 +92,41 @@ public class TernaryGpuTests : IClassFixture<IlgpuCpuFixture>, IDisposable
         }
     }
 
+    /// <summary>
+    /// The GEMV at every split of K (1 to MaxWarps warps a group; with the emulator's 4-lane warps one warp is fewer
+    /// threads than rows): A32 against the float64 reference, A8 accumulators exactly.
+    /// </summary>
+    [Fact]
+    public void Gemv_EveryWarpCount_MatchesReference()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        try
+        {
+            for (int warps = 1; warps <= TernaryGemvKernel.MaxWarps; warps++)
+            {
+                _linear.GemvWarps = warps;
+                int n = rng.Next(1, 20) * 2 - 1, k = rng.Next(1, 300), m = rng.Next(1, 5);
+                CheckLinear(Path.Gemv, TernaryLinearParams.Create(m, n, k, TernaryScale.Row, bias: true), rng, seed);
+                var p = TernaryLinearParams.Create(m, n, k, activations: TernaryActivations.A8);
+                var x = KernelLab.RandomFloats(rng, p.InputElements);
+                var w = RandomTernary(rng, (long)n * k);
+                var expected = TernaryLinearReference.AccumulateA8(p, x, w, out _);
+                using var xb = _acc.Allocate1D(x);
+                using var wb = _acc.Allocate1D(TernaryPacking.Pack(w, n, k));
+                using var ab = _acc.Allocate1D(Enumerable.Repeat(int.MinValue, (int)p.OutputElements).ToArray());
+                _linear.AccumulateA8(p, xb.View, wb.View, ab.View, gemm: false);
+                _acc.Synchronize();
+                Assert.True(expected.SequenceEqual(ab.GetAsArray1D()), $"A8 accumulators differ at {warps} warps ({p}, seed {seed})");
+            }
+            Assert.Throws<ArgumentOutOfRangeException>(() => _linear.GemvWarps = 0);
+            Assert.Throws<ArgumentOutOfRangeException>(() => _linear.GemvWarps = TernaryGemvKernel.MaxWarps + 1);
+        }
+        finally
+        {
+            _linear.GemvWarps = TernaryGemvKernel.DefaultWarps;
+        }
+    }
+
     /// <summary>Ties after x * s (s = 1 exactly when amax = 127) must round to even, like MathF.Round(ToEven).</summary>
     [Fact]
     public void Quantize_RoundsHalfToEven_AndMatchesQuantizeToken()
