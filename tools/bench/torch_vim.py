@@ -12,31 +12,14 @@ replaces.
 """
 import argparse
 import json
-import statistics
-import time
 
 import torch
+
+from torch_ternary_attention import timed  # the same timing rules as the other device-side baselines
 
 CASES = [("S256 N512 C10 K256", 256, 512, 10, 256),
          ("S256 N1024 C1000 K512", 256, 1024, 1000, 512),
          ("S4096 N1024 C1000 K512", 4096, 1024, 1000, 512)]
-
-
-def timed(fn, sync, samples=15, min_ms=2.0):
-    for _ in range(3):
-        fn()
-    sync()
-    t = time.perf_counter(); fn(); sync()
-    once = max((time.perf_counter() - t) * 1e3, 1e-3)
-    launches = max(1, int(min_ms / once))
-    out = []
-    for _ in range(samples):
-        t = time.perf_counter()
-        for _ in range(launches):
-            fn()
-        sync()
-        out.append((time.perf_counter() - t) * 1e3 / launches)
-    return statistics.median(out)
 
 
 def vim_scores(x, w, b, o, rt, alpha):
