@@ -152,6 +152,7 @@ public sealed class IlgpuDevice : Device
     public StudentTeacherScoreGpu StudentTeacherKernels => _studentTeacher.Value;
     public WindowAttentionGpu AttentionKernels => _attention.Value;
     public TernaryLinearGpu TernaryKernels => _ternaryLinear.Value;
+    public TernaryConv2dGpu TernaryConvKernels => _ternaryConv.Value;
 
     protected override void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y) =>
         ConvKernels.Forward(p, x.View<float>(), w.View<float>(), bias is null ? default : bias.View<float>(), y.View<float>());

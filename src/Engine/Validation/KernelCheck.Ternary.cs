@@ -17,8 +17,9 @@ public static partial class KernelCheck
     private static void CheckTernary(Device device, Random rng, int cases, bool small, List<CheckResult> results, Action<string>? progress)
     {
         var gpu = device as IlgpuDevice;
-        using var linearKernels = gpu is null ? null : new TernaryLinearGpu(gpu.Accelerator);
-        using var convKernels = gpu is null ? null : new TernaryConv2dGpu(gpu.Accelerator);
+        // The device's own instances: the accumulator rows test the kernels the float rows ran, compiled once.
+        var linearKernels = gpu?.TernaryKernels;
+        var convKernels = gpu?.TernaryConvKernels;
         for (int i = 0; i < cases; i++)
         {
             foreach (var act in new[] { TernaryActivations.A32, TernaryActivations.A8 })
