@@ -58,6 +58,30 @@ public static class KernelLab
         Assert.True(err <= tolerance, $"{context}: relative L2 error {err:E3} > {tolerance:E1}");
     }
 
+    /// <summary>
+    /// ||actual - expected|| / ||magnitude||, where magnitude is the same computation on absolute values (the size of
+    /// what was summed): for sums whose result can cancel to near zero. A GEMV with a single output of +-x terms can land
+    /// far below its terms, and plain relative L2 then measures float32's honest rounding of the terms against an
+    /// accidental small result (1 run in ~300 of TernaryLinearCpuTests failed so, M = N = 1). NaN never passes.
+    /// </summary>
+    public static void AssertCloseToMagnitude(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, ReadOnlySpan<double> magnitude,
+        double tolerance, string context)
+    {
+        if (actual.Length != expected.Length || magnitude.Length != expected.Length)
+            throw new ArgumentException($"length {actual.Length} vs reference {expected.Length} and magnitude {magnitude.Length}");
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double a = actual[i];
+            if (!double.IsFinite(a) && a != expected[i]) { num = double.PositiveInfinity; break; }
+            double d = a - expected[i];
+            num += d * d;
+            den += magnitude[i] * magnitude[i];
+        }
+        double err = den == 0 ? (num == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(num / den);
+        Assert.True(err <= tolerance, $"{context}: L2 error relative to the terms' magnitude {err:E3} > {tolerance:E1}");
+    }
+
     /// <summary>Uploads host data, runs <paramref name="op"/> on a poisoned output of <paramref name="outElements"/> elements, downloads it.</summary>
     public static float[] RunOnDevice(Device device, long outElements, Func<Tensor> upload, Action<Tensor> op)
     {

@@ -182,6 +182,25 @@ public static partial class KernelCheck
         return a;
     }
 
+    /// <summary>
+    /// ||a - e|| / ||magnitude||, magnitude being the same computation on absolute values: the error against the size of
+    /// the summed terms, for outputs that can cancel to near zero. NaN or infinity in <paramref name="actual"/> gives +infinity.
+    /// </summary>
+    public static double RelL2(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, ReadOnlySpan<double> magnitude)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (!float.IsFinite(actual[i])) return double.PositiveInfinity;
+            double d = actual[i] - expected[i];
+            num += d * d;
+            den += magnitude[i] * magnitude[i];
+        }
+        return den == 0 ? (num == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(num / den);
+    }
+
+    private static float[] Abs(float[] a) => a.Select(MathF.Abs).ToArray();
+
     /// <summary>||a - e|| / ||e||; NaN or infinity in <paramref name="actual"/> gives +infinity.</summary>
     public static double RelL2(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
     {
