@@ -36,9 +36,13 @@ public static class KernelLab
     public static void Poison(Span<float> y) => y.Fill(float.NaN);
 
     /// <summary>||out - ref|| / ||ref|| in float64; +infinity when out holds a NaN or an infinity the reference lacks.</summary>
-    public static double RelL2(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
+    public static double RelL2(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected) => RelL2(actual, expected, expected);
+
+    /// <summary>||out - ref|| / ||magnitude|| in float64; +infinity when out holds a NaN or an infinity the reference lacks.</summary>
+    public static double RelL2(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, ReadOnlySpan<double> magnitude)
     {
-        if (actual.Length != expected.Length) throw new ArgumentException($"length {actual.Length} vs reference {expected.Length}");
+        if (actual.Length != expected.Length || magnitude.Length != expected.Length)
+            throw new ArgumentException($"length {actual.Length} vs reference {expected.Length} and magnitude {magnitude.Length}");
         double num = 0, den = 0;
         for (int i = 0; i < actual.Length; i++)
         {
@@ -46,7 +50,7 @@ public static class KernelLab
             if (!double.IsFinite(a) && a != expected[i]) return double.PositiveInfinity;
             double d = a - expected[i];
             num += d * d;
-            den += expected[i] * expected[i];
+            den += magnitude[i] * magnitude[i];
         }
         if (den == 0) return num == 0 ? 0 : double.PositiveInfinity;
         return Math.Sqrt(num / den);
@@ -67,18 +71,7 @@ public static class KernelLab
     public static void AssertCloseToMagnitude(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, ReadOnlySpan<double> magnitude,
         double tolerance, string context)
     {
-        if (actual.Length != expected.Length || magnitude.Length != expected.Length)
-            throw new ArgumentException($"length {actual.Length} vs reference {expected.Length} and magnitude {magnitude.Length}");
-        double num = 0, den = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            double a = actual[i];
-            if (!double.IsFinite(a) && a != expected[i]) { num = double.PositiveInfinity; break; }
-            double d = a - expected[i];
-            num += d * d;
-            den += magnitude[i] * magnitude[i];
-        }
-        double err = den == 0 ? (num == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(num / den);
+        double err = RelL2(actual, expected, magnitude);
         Assert.True(err <= tolerance, $"{context}: L2 error relative to the terms' magnitude {err:E3} > {tolerance:E1}");
     }
 
