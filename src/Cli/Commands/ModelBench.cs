@@ -38,13 +38,7 @@ internal static class ModelBench
         var sw = Stopwatch.StartNew();
         using var model = StudentTeacherModel.Load(path, dev, batch, size, size);
         var shape = model.InputShape;
-        var rng = new Random(Environment.TickCount);
-        var images = new float[shape.Elements];
-        for (int i = 0; i < images.Length; i++) images[i] = (float)rng.NextDouble();
-        model.Run(images);
-        double first = sw.Elapsed.TotalMilliseconds;
-
-        double median = Median(repeat, () => model.Run(images));
+        var (first, median) = Time(sw, shape, repeat, images => model.Run(images));
         var cfg = model.Config;
         var result = new ModelBenchResult(Path.GetFileName(path), UninformedStudentsConfig.Architecture, dev.Name, shape[0], shape[2], shape[3], shape[1],
             cfg.Scales.ToArray(), first, median, shape[0] * 1000 / median, model.Plan.PeakActivationBytes,
@@ -60,12 +54,7 @@ internal static class ModelBench
         var sw = Stopwatch.StartNew();
         using var model = WindowVitModel.Load(path, dev, batch);
         var shape = model.InputShape;
-        var rng = new Random(Environment.TickCount);
-        var images = new float[shape.Elements];
-        for (int i = 0; i < images.Length; i++) images[i] = (float)rng.NextDouble();
-        model.Run(images);
-        double first = sw.Elapsed.TotalMilliseconds;
-        double median = Median(repeat, () => model.Run(images));
+        var (first, median) = Time(sw, shape, repeat, images => model.Run(images));
         var cfg = model.Config;
         var result = new ModelBenchResult(Path.GetFileName(path), WindowVitConfig.Architecture, dev.Name, shape[0], shape[2], shape[3], shape[1],
             [], first, median, shape[0] * 1000 / median, model.Plan.PeakActivationBytes, model.Plan.NaiveActivationBytes,
@@ -74,6 +63,20 @@ internal static class ModelBench
             $"{cfg.NumClasses} classes, {model.Plan.Graph.Nodes.Count} nodes, {DeviceOutOfMemoryException.FormatBytes(result.WeightBytes)} of weights");
         Report(result, shape, median, console);
         return result;
+    }
+
+    /// <summary>
+    /// Random images in [0, 1] of <paramref name="shape"/>; the first run (its time since <paramref name="sinceLoad"/>
+    /// started: load, plan, kernel compilation included), then the median of <paramref name="repeat"/> runs.
+    /// </summary>
+    private static (double FirstMs, double MedianMs) Time(Stopwatch sinceLoad, Shape shape, int repeat, Action<float[]> run)
+    {
+        var rng = new Random(Environment.TickCount);
+        var images = new float[shape.Elements];
+        for (int i = 0; i < images.Length; i++) images[i] = (float)rng.NextDouble();
+        run(images);
+        double first = sinceLoad.Elapsed.TotalMilliseconds;
+        return (first, Median(repeat, () => run(images)));
     }
 
     private static double Median(int repeat, Action run)

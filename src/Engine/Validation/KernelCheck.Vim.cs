@@ -4,7 +4,7 @@ namespace GpuAnomaly.Engine.Validation;
 
 public static partial class KernelCheck
 {
-    private static readonly string[] VimColumns = ["vim_probability", "vim_score", "msp", "max_logit", "energy", "residual"];
+    public static readonly IReadOnlyList<string> VimColumns = ["vim_probability", "vim_score", "msp", "max_logit", "energy", "residual"];
 
     /// <summary>
     /// Fused ViM scoring: all six outputs together ("vim_score"), then each column on its own ("vim_score.msp", ...),
@@ -47,13 +47,13 @@ public static partial class KernelCheck
     }
 
     /// <summary>
-    /// VimCase.Check's per-column metric (the unit tests'): relative L2 over the samples, with the reference's norm
+    /// The per-column metric of ViM outputs (here and in the unit tests' VimCase.Check): relative L2 over the samples, with the reference's norm
     /// enlarged by the sizes of the terms each column sums, since logits, their log-sum-exp, residual coordinates and
     /// alpha r - E are sums that can cancel to nearly 0 for a random sample. Term sizes: sum_j |w_cj x_j| + |b_c| for
     /// logits, ||x - o|| for r (the basis is orthonormal), and for the ViM probability p its error relative to p times
     /// its exponent's terms (alpha r, E).
     /// </summary>
-    private static double[] VimColumnErrors(in VimParams p, float[] x, float[] w, float[] b, float[] o, float[] y, double[] expected)
+    public static double[] VimColumnErrors(in VimParams p, float[] x, float[] w, float[] b, float[] o, float[] y, double[] expected)
     {
         int n = p.N;
         var logitScale = new double[p.S];
