@@ -1,12 +1,12 @@
 using GpuAnomaly.Cli.Images;
-using GpuAnomaly.Models.StudentTeacher;
+using GpuAnomaly.Models.Anomaly;
 
 namespace GpuAnomaly.Cli.Commands;
 
 /// <summary>A dataset split scored by a model: raw image scores, labels, raw maps and (when the dataset has them) masks.</summary>
 internal sealed record DatasetScores(float[] ImageScores, bool[] Labels, float[] Maps, bool[]? Masks, int Width, int Height, int Skipped)
 {
-    public static DatasetScores Compute(StudentTeacherModel model, IReadOnlyList<AnomalySample> samples, CliOutput output)
+    public static DatasetScores Compute(IAnomalyModel model, IReadOnlyList<AnomalySample> samples, CliOutput output)
     {
         int h = model.InputShape[2], w = model.InputShape[3];
         var bySample = samples.ToDictionary(s => s.ImagePath);

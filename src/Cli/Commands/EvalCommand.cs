@@ -3,7 +3,7 @@ using System.Text.Json;
 using GpuAnomaly.Cli.Images;
 using GpuAnomaly.Engine;
 using GpuAnomaly.Models.Metrics;
-using GpuAnomaly.Models.StudentTeacher;
+using GpuAnomaly.Models.Anomaly;
 using Spectre.Console;
 
 namespace GpuAnomaly.Cli.Commands;
@@ -28,12 +28,13 @@ internal static class EvalCommand
             if (!dataset.Test.Any(s => s.IsAnomalous) || !dataset.Test.Any(s => !s.IsAnomalous))
                 throw new DatasetLayoutException($"{dataset.Root}: the test split needs both test/good and test/<defect> images");
             using var dev = Device.Open(r.GetValue(device)!);
-            using var st = StudentTeacherModel.Load(r.GetValue(model)!, dev, Math.Min(Math.Max(1, r.GetValue(batch)), dataset.Test.Count));
+            using var st = AnomalyModel.Load(r.GetValue(model)!, dev, Math.Min(Math.Max(1, r.GetValue(batch)), dataset.Test.Count));
             var s = DatasetScores.Compute(st, dataset.Test, output);
 
             var metrics = new Dictionary<string, object?>
             {
                 ["model"] = r.GetValue(model),
+                ["architecture"] = st.Architecture,
                 ["data"] = dataset.Root,
                 ["device"] = dev.Name,
                 ["images"] = s.ImageScores.Length,
@@ -42,7 +43,7 @@ internal static class EvalCommand
                 ["image_auroc"] = Roc.Auroc(s.ImageScores, s.Labels),
                 ["image_fpr_at_95_tpr"] = Roc.FprAtTpr(s.ImageScores, s.Labels, 0.95),
             };
-            if (st.Config.ImageScore is { } norm)
+            if (st.ImageScore is { } norm)
             {
                 var normalized = s.ImageScores.Select(norm.Normalize).ToArray();
                 metrics["image_f1"] = F1Score.Compute(normalized, s.Labels, 0.5f); // the fitted threshold maps to 0.5

@@ -3,26 +3,28 @@ using System.Text.Json;
 using GpuAnomaly.Cli.Images;
 using GpuAnomaly.Engine;
 using GpuAnomaly.Models.Anomaly;
-using GpuAnomaly.Models.StudentTeacher;
 using Spectre.Console;
 
 namespace GpuAnomaly.Cli.Commands;
 
 /// <summary>
-/// `gpuanomaly predict [IMAGES or DIRS]`: the main job. Scores images with an Uninformed Students model
+/// `gpuanomaly predict [IMAGES or DIRS]`: the main job. Scores images with an anomaly model (memory_bank or uninformed_students)
 /// (the bundled default when none is given, on the bundled sample images when no image is given), prints
 /// one JSON line per image and writes a heat-map overlay PNG per image. Undecodable images are reported
 /// and skipped; the exit code is then 2, after every other image has been processed.
 /// </summary>
 internal static class PredictCommand
 {
-    public static string DefaultModel => Path.Combine(AppContext.BaseDirectory, "models", "uninformed_students_default.safetensors");
+    /// <summary>The bundled memory-bank model (Fashion-MNIST Trouser normal; image AUROC 98.8 against 87.1 of the Uninformed Students model it replaced).</summary>
+    public static string DefaultModel => Path.Combine(AppContext.BaseDirectory, "models", "memory_bank_default.safetensors");
+    /// <summary>The bundled Uninformed Students model: its teacher gives `teacher:SCALE` memory-bank features.</summary>
+    public static string StudentTeacherModel => Path.Combine(AppContext.BaseDirectory, "models", "uninformed_students_default.safetensors");
     public static string SampleImages => Path.Combine(AppContext.BaseDirectory, "samples");
 
     public static Command Create(CliOutput output)
     {
         var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders (default: the bundled sample images)", Arity = ArgumentArity.ZeroOrMore };
-        var model = new Option<string>("--model", "-m") { Description = "An uninformed_students model file", DefaultValueFactory = _ => DefaultModel };
+        var model = new Option<string>("--model", "-m") { Description = "A model file (memory_bank or uninformed_students)", DefaultValueFactory = _ => DefaultModel };
         var device = CommonOptions.Device();
         var outDir = new Option<string>("--out", "-o") { Description = "Folder for the heat-map PNGs", DefaultValueFactory = _ => "gpuanomaly-out" };
         var batch = new Option<int>("--batch") { Description = "Images per device batch", DefaultValueFactory = _ => 16 };
@@ -36,12 +38,11 @@ internal static class PredictCommand
             Directory.CreateDirectory(outPath);
 
             using var dev = Device.Open(r.GetValue(device)!);
-            using var st = StudentTeacherModel.Load(r.GetValue(model)!, dev, Math.Min(batchSize, files.Count));
-            var cfg = st.Config;
-            var post = cfg.ImageScore is { } image ? new AnomalyPostProcessor(image, cfg.PixelScore ?? image) : null;
+            using var st = AnomalyModel.Load(r.GetValue(model)!, dev, Math.Min(batchSize, files.Count));
+            var post = st.ImageScore is { } image ? new AnomalyPostProcessor(image, st.PixelScore ?? image) : null;
             if (post is null) output.Error.WriteLine("warning: the model has no fitted score normalization (run 'gpuanomaly fit'); printing raw scores only");
 
-            int failed = 0, done = 0, c = cfg.InChannels, h = st.InputShape[2], w = st.InputShape[3];
+            int failed = 0, done = 0, c = st.InputShape[1], h = st.InputShape[2], w = st.InputShape[3];
             var scorer = new BatchScorer(st);
             void Score(Action<int> advance)
             {

@@ -1,4 +1,4 @@
-using GpuAnomaly.Models.StudentTeacher;
+using GpuAnomaly.Models.Anomaly;
 
 namespace GpuAnomaly.Cli.Images;
 
@@ -9,11 +9,11 @@ public sealed record ScoredImage(string Path, DecodedImage Image, float[] Map, f
 /// Feeds image files to a model in device batches (the last one padded, its padding dropped). Files that
 /// do not decode are reported through <c>onError</c> and skipped; the others are still scored.
 /// </summary>
-public sealed class BatchScorer(StudentTeacherModel model)
+public sealed class BatchScorer(IAnomalyModel model)
 {
     public IEnumerable<ScoredImage> Score(IEnumerable<string> files, Action<ImageDecodeException> onError, Action<int>? advance = null)
     {
-        int b = model.InputShape[0], c = model.Config.InChannels, h = model.InputShape[2], w = model.InputShape[3];
+        int b = model.InputShape[0], c = model.InputShape[1], h = model.InputShape[2], w = model.InputShape[3];
         var pending = new List<(string Path, DecodedImage Image)>();
         foreach (string f in files)
         {
@@ -33,7 +33,7 @@ public sealed class BatchScorer(StudentTeacherModel model)
             if (pending.Count == 0) return [];
             var batch = new float[b * c * h * w];
             for (int i = 0; i < pending.Count; i++) ImageFile.ToTensor(pending[i].Image, h, w).CopyTo(batch, i * c * h * w);
-            var result = model.Run(batch);
+            var result = model.Score(batch);
             var scored = pending.Select((p, i) => new ScoredImage(p.Path, p.Image, result.Map.AsSpan(i * h * w, h * w).ToArray(), result.ImageScores[i])).ToList();
             advance?.Invoke(pending.Count);
             pending.Clear();

@@ -5,6 +5,7 @@ using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Ternary;
 using GpuAnomaly.Kernels.Vim;
+using GpuAnomaly.Kernels.Memory;
 using GpuAnomaly.Kernels.Transformer;
 
 namespace GpuAnomaly.Engine.Benchmarks;
@@ -170,6 +171,7 @@ public static class KernelSuite
         RunTernary(device, small, Want, progress, rng, results);
         RunAttention(device, small, Want, progress, rng, results);
         RunVim(device, small, Want, progress, rng, results);
+        RunCoreset(device, small, Want, progress, rng, results);
         return results;
     }
 
@@ -280,6 +282,23 @@ public static class KernelSuite
             double bytes = 4.0 * (p.FeatureElements + p.WeightElements + p.C + p.N + p.BasisElements + p.OutputElements);
             results.Add(DeviceTimer.Time(device, "vim_score", c.Name, flops, bytes, () => device.VimScore(p, x, w, b, o, rt, y)));
         }
+    }
+
+    /// <summary>PatchCore's coreset (METHODS.md §5): 100k patch features of 128 dims, 10 % kept, in a 128-dim projection.</summary>
+    private static void RunCoreset(Device device, bool small, Func<string, bool> want, Action<string>? progress, Random rng, List<BenchmarkResult> results)
+    {
+        var (name, p) = small ? ("coreset 301x16 -> 30", CoresetParams.Create(301, 16, 8, 30, 5))
+            : ("coreset 100000x128 -> 10000", CoresetParams.Create(100_000, 128, 128, 10_000, CoresetProjection.Start(100_000, 1)));
+        if (!want(name)) return;
+        using var x = device.FromHost(Random(rng, p.FeatureElements), new Shape(p.N, p.D));
+        using var r = device.FromHost(CoresetProjection.Gaussian(p.D, p.Projected, 1), new Shape(p.D, p.Projected));
+        using var sel = device.Allocate(new Shape(p.Count), DType.I32);
+        using var min = device.Allocate(new Shape(p.N));
+        progress?.Invoke(name);
+        // Projection 2 N D P, then per pick 3 N P (difference, square, add); the projected features stream once a pick.
+        double flops = 2.0 * p.N * p.D * p.Projected + 3.0 * p.Count * p.N * p.Dims;
+        double bytes = 4.0 * (p.FeatureElements + p.ProjectionElements + (double)p.Count * p.N * (p.Dims + 2));
+        results.Add(DeviceTimer.Time(device, "coreset", name, flops, bytes, () => device.Coreset(p, x, r, sel, min)));
     }
 
     private static float[] Random(Random rng, long n)

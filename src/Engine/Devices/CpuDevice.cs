@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
+using GpuAnomaly.Kernels.Knn;
+using GpuAnomaly.Kernels.Memory;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Ternary;
@@ -116,6 +118,16 @@ public sealed class CpuDevice : Device
     protected override void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
         WindowAttentionCpu.Forward(p, qkv.Span<float>(), padQkv is null ? default : padQkv.Span<float>(),
             biasTable is null ? default : biasTable.Span<float>(), y.Span<float>());
+
+    protected override void RunRowNorms(int n, int d, Tensor rows, Tensor norms) => KnnCpu.RowNorms(n, d, rows.Span<float>(), norms.Span<float>());
+    protected override void RunKnn(in KnnParams p, Tensor queries, Tensor bank, Tensor? bankNorms, Tensor distances, Tensor indices) =>
+        KnnCpu.Forward(p, queries.Span<float>(), bank.Span<float>(), bankNorms is null ? default : bankNorms.Span<float>(), distances.Span<float>(), indices.Span<int>());
+    protected override void RunHybridMemoryScore(in HybridMemoryScoreParams p, Tensor queries, Tensor memory, Tensor y, Tensor best) =>
+        HybridMemoryCpu.Score(p, queries.Span<float>(), memory.Span<float>(), y.Span<float>(), best.Span<int>());
+    protected override void RunHybridMemoryUpdate(in HybridMemoryUpdateParams p, Tensor memory, Tensor features, Tensor indices) =>
+        HybridMemoryCpu.Update(p, memory.Span<float>(), features.Span<float>(), indices.Span<int>());
+    protected override void RunCoreset(in CoresetParams p, Tensor features, Tensor? projection, Tensor selected, Tensor minDistances) =>
+        CoresetCpu.Forward(p, features.Span<float>(), projection is null ? default : projection.Span<float>(), selected.Span<int>(), minDistances.Span<float>());
 
     protected override void RunPool2d(in Pool2dParams p, Tensor x, Tensor y) => Pool2dCpu.Forward(p, x.Span<float>(), y.Span<float>());
     protected override void RunLeakyRelu(Tensor x, float slope, Tensor y) => ElementwiseCpu.LeakyRelu(x.Span<float>(), slope, y.Span<float>());

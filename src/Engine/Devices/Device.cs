@@ -1,5 +1,7 @@
 using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Conv;
+using GpuAnomaly.Kernels.Knn;
+using GpuAnomaly.Kernels.Memory;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Ternary;
@@ -237,6 +239,80 @@ public abstract class Device : IDisposable
         RunStudentTeacherScore(p, teacher, students, mu, sigma, score, e, v);
     }
 
+    // ---- memory bank ops (GpuAnomaly.Kernels.Knn, GpuAnomaly.Kernels.Memory; METHODS.md §5) ----
+
+    /// <summary>Squared L2 norms [N] of the rows of <paramref name="rows"/> [N, D]: the L2 kNN's bank input.</summary>
+    public void RowNorms(int n, int d, Tensor rows, Tensor norms)
+    {
+        if (n < 1 || d < 1 || (long)n * d > int.MaxValue) throw new ArgumentException($"row_norms: bad sizes N={n} D={d}");
+        Check("row_norms rows", rows, (long)n * d);
+        Check("row_norms norms", norms, n);
+        RunRowNorms(n, d, rows, norms);
+    }
+
+    /// <summary>
+    /// Exact kNN (<see cref="KnnParams"/>): queries [Q, D], bank [N, D], bankNorms [N] (L2; null for the inner
+    /// product), distances [Q, K] F32 and indices [Q, K] I32, best first.
+    /// </summary>
+    public void Knn(in KnnParams p, Tensor queries, Tensor bank, Tensor? bankNorms, Tensor distances, Tensor indices)
+    {
+        p.Validate();
+        Check("knn queries", queries, p.QueryElements);
+        Check("knn bank", bank, p.BankElements);
+        if (p.Metric == KnnMetric.L2) Check("knn bank norms", bankNorms ?? throw new ArgumentException("knn: the L2 metric needs the bank's row norms"), p.N);
+        Check("knn distances", distances, p.OutputElements);
+        CheckInt("knn indices", indices, p.OutputElements);
+        RunKnn(p, queries, bank, p.Metric == KnnMetric.L2 ? bankNorms : null, distances, indices);
+    }
+
+    /// <summary>SpCL scoring (<see cref="HybridMemoryScoreParams"/>): queries [Q, D], memory [P, D], y [Q, 3] F32, best [Q] I32.</summary>
+    public void HybridMemoryScore(in HybridMemoryScoreParams p, Tensor queries, Tensor memory, Tensor y, Tensor best)
+    {
+        p.Validate();
+        Check("hybrid_memory_score queries", queries, p.QueryElements);
+        Check("hybrid_memory_score memory", memory, p.MemoryElements);
+        Check("hybrid_memory_score output", y, p.OutputElements);
+        CheckInt("hybrid_memory_score best", best, p.Q);
+        RunHybridMemoryScore(p, queries, memory, y, best);
+    }
+
+    /// <summary>
+    /// SpCL's momentum update of memory [N, D] rows indices [B] (I32) by features [B, D], then re-normalization
+    /// (<see cref="HybridMemoryUpdateParams"/>). The indices are read back to the host and checked first: an index
+    /// outside the memory is an error, not a write out of bounds.
+    /// </summary>
+    public void HybridMemoryUpdate(in HybridMemoryUpdateParams p, Tensor memory, Tensor features, Tensor indices)
+    {
+        p.Validate();
+        Check("hybrid_memory_update memory", memory, p.MemoryElements);
+        Check("hybrid_memory_update features", features, p.FeatureElements);
+        CheckInt("hybrid_memory_update indices", indices, p.B);
+        var host = new int[p.B];
+        CopyToHost(indices, System.Runtime.InteropServices.MemoryMarshal.AsBytes(host.AsSpan()));
+        p.CheckArguments(memory.Elements, features.Elements, host);
+        RunHybridMemoryUpdate(p, memory, features, indices);
+    }
+
+    /// <summary>
+    /// Greedy k-center coreset (<see cref="CoresetParams"/>): features [N, D], projection [D, Projected] (null when
+    /// Projected = 0), selected [Count] I32, minDistances [N] F32.
+    /// </summary>
+    public void Coreset(in CoresetParams p, Tensor features, Tensor? projection, Tensor selected, Tensor minDistances)
+    {
+        p.Validate();
+        Check("coreset features", features, p.FeatureElements);
+        if (p.Projected > 0) Check("coreset projection", projection ?? throw new ArgumentException("coreset: Projected > 0 but no projection tensor"), p.ProjectionElements);
+        CheckInt("coreset selected", selected, p.Count);
+        Check("coreset min distances", minDistances, p.N);
+        RunCoreset(p, features, p.Projected > 0 ? projection : null, selected, minDistances);
+    }
+
+    protected virtual void RunRowNorms(int n, int d, Tensor rows, Tensor norms) => throw NotOn("row_norms");
+    protected virtual void RunKnn(in KnnParams p, Tensor queries, Tensor bank, Tensor? bankNorms, Tensor distances, Tensor indices) => throw NotOn("knn");
+    protected virtual void RunHybridMemoryScore(in HybridMemoryScoreParams p, Tensor queries, Tensor memory, Tensor y, Tensor best) => throw NotOn("hybrid_memory_score");
+    protected virtual void RunHybridMemoryUpdate(in HybridMemoryUpdateParams p, Tensor memory, Tensor features, Tensor indices) => throw NotOn("hybrid_memory_update");
+    protected virtual void RunCoreset(in CoresetParams p, Tensor features, Tensor? projection, Tensor selected, Tensor minDistances) => throw NotOn("coreset");
+
     protected abstract void RunConv2d(in Conv2dParams p, Tensor x, Tensor w, Tensor? bias, Tensor y);
     protected abstract void RunPool2d(in Pool2dParams p, Tensor x, Tensor y);
     protected abstract void RunLeakyRelu(Tensor x, float slope, Tensor y);
@@ -280,6 +356,16 @@ public abstract class Device : IDisposable
             throw new ArgumentException($"{what} is {t.DType}; this op takes a packed ternary (Ternary2) weight");
         if (t.Shape[0] != rows || t.Elements != (long)rows * k || t.ByteLength != TernaryPacking.Bytes(rows, k))
             throw new ArgumentException($"{what} {t.Shape} ({t.ByteLength} bytes) is not a packed [{rows}, {k}] matrix");
+    }
+
+    private void CheckInt(string what, Tensor t, long elements)
+    {
+        if (!ReferenceEquals(t.Device, this))
+            throw new ArgumentException($"{what} lives on {t.Device.Name}, the op runs on {Name}");
+        if (t.DType != DType.I32)
+            throw new ArgumentException($"{what} is {t.DType}; this op takes I32");
+        if (t.Elements != elements)
+            throw new ArgumentException($"{what} has {t.Elements} elements ({t.Shape}), expected {elements}");
     }
 
     private void Check(string what, Tensor t, long elements)

@@ -1,6 +1,8 @@
 using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
+using GpuAnomaly.Kernels.Knn;
+using GpuAnomaly.Kernels.Memory;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Ternary;
@@ -34,6 +36,9 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<DwConvGpu> _dwConv;
     private readonly Lazy<TokensGpu> _tokens;
     private readonly Lazy<VimGpu> _vim;
+    private readonly Lazy<KnnGpu> _knn;
+    private readonly Lazy<HybridMemoryGpu> _hybridMemory;
+    private readonly Lazy<CoresetGpu> _coreset;
 
     private IlgpuDevice(Context context, Accelerator accelerator, string name)
     {
@@ -53,6 +58,9 @@ public sealed class IlgpuDevice : Device
         _dwConv = new(() => new DwConvGpu(accelerator));
         _tokens = new(() => new TokensGpu(accelerator));
         _vim = new(() => new VimGpu(accelerator));
+        _knn = new(() => new KnnGpu(accelerator));
+        _hybridMemory = new(() => new HybridMemoryGpu(accelerator));
+        _coreset = new(() => new CoresetGpu(accelerator));
     }
 
     public Accelerator Accelerator { get; }
@@ -178,6 +186,16 @@ public sealed class IlgpuDevice : Device
     protected override void RunWindowAttention(in WindowAttentionParams p, Tensor qkv, Tensor? padQkv, Tensor? biasTable, Tensor y) =>
         AttentionKernels.Forward(p, qkv.View<float>(), padQkv is null ? default : padQkv.View<float>(),
             biasTable is null ? default : biasTable.View<float>(), y.View<float>());
+
+    protected override void RunRowNorms(int n, int d, Tensor rows, Tensor norms) => _knn.Value.RowNorms(n, d, rows.View<float>(), norms.View<float>());
+    protected override void RunKnn(in KnnParams p, Tensor queries, Tensor bank, Tensor? bankNorms, Tensor distances, Tensor indices) =>
+        _knn.Value.Forward(p, queries.View<float>(), bank.View<float>(), bankNorms is null ? default : bankNorms.View<float>(), distances.View<float>(), indices.View<int>());
+    protected override void RunHybridMemoryScore(in HybridMemoryScoreParams p, Tensor queries, Tensor memory, Tensor y, Tensor best) =>
+        _hybridMemory.Value.Score(p, queries.View<float>(), memory.View<float>(), y.View<float>(), best.View<int>());
+    protected override void RunHybridMemoryUpdate(in HybridMemoryUpdateParams p, Tensor memory, Tensor features, Tensor indices) =>
+        _hybridMemory.Value.Update(p, memory.View<float>(), features.View<float>(), indices.View<int>());
+    protected override void RunCoreset(in CoresetParams p, Tensor features, Tensor? projection, Tensor selected, Tensor minDistances) =>
+        _coreset.Value.Forward(p, features.View<float>(), projection is null ? default : projection.View<float>(), selected.View<int>(), minDistances.View<float>());
 
     protected override void RunPool2d(in Pool2dParams p, Tensor x, Tensor y) => PoolKernels.Forward(p, x.View<float>(), y.View<float>());
     protected override void RunLeakyRelu(Tensor x, float slope, Tensor y) => ElementwiseKernels.LeakyRelu(x.View<float>(), slope, y.View<float>());

@@ -116,6 +116,7 @@ public static partial class KernelCheck
         CheckTransformer(device, rng, cases, small, results, progress);
         CheckWindowAttention(device, rng, cases, small, results, progress);
         CheckVim(device, rng, cases, small, results, progress);
+        CheckCoreset(device, rng, cases, small, results, progress);
         return results;
     }
 

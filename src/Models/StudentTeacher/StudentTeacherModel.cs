@@ -1,5 +1,6 @@
 using GpuAnomaly.Engine;
 using GpuAnomaly.Engine.Weights;
+using GpuAnomaly.Models.Anomaly;
 using GpuAnomaly.Models.PatchNetworks;
 
 namespace GpuAnomaly.Models.StudentTeacher;
@@ -14,7 +15,7 @@ public sealed record StudentTeacherOutput(float[] Map, float[] ImageScores, IRea
 /// multi-scale map (the mean over scales) and the image score (its maximum) are taken on the host from
 /// the downloaded per-scale maps: B x H x W floats per scale, negligible next to the networks.
 /// </summary>
-public sealed class StudentTeacherModel : IDisposable
+public sealed class StudentTeacherModel : IAnomalyModel
 {
     private readonly Executor _executor;
 
@@ -29,6 +30,16 @@ public sealed class StudentTeacherModel : IDisposable
     public Shape InputShape { get; }
     public ExecutionPlan Plan => _executor.Plan;
     public Device Device => _executor.Device;
+
+    string IAnomalyModel.Architecture => UninformedStudentsConfig.Architecture;
+    public MinMaxNormalization? ImageScore => Config.ImageScore;
+    public MinMaxNormalization? PixelScore => Config.PixelScore;
+
+    public AnomalyMaps Score(float[] images)
+    {
+        var o = Run(images);
+        return new AnomalyMaps(o.Map, o.ImageScores);
+    }
 
     public static string ScaleOutput(int p) => $"p{p}.score";
 
