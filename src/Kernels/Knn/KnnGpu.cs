@@ -17,8 +17,8 @@ namespace GpuAnomaly.Kernels.Knn;
 /// </summary>
 public sealed class KnnGpu
 {
-    /// <summary>Threads per merge group (a power of two: tree reductions).</summary>
-    public const int MergeThreads = 128;
+    /// <summary>Most threads per merge group (a power of two: a tree of lists; 64 lists of 64 pairs are 32 KB of shared memory).</summary>
+    public const int MergeThreads = 64;
     /// <summary>A split is at least this many tiles: fewer would cost more in the merge than it gains in occupancy.</summary>
     private const int MinSplitTiles = 4;
     /// <summary>Groups per multiprocessor aimed at (31 KB of shared memory each: several fit on one SM).</summary>
@@ -73,8 +73,9 @@ public sealed class KnnGpu
         using var keys = _accelerator.Allocate1D<float>((long)splits * p.Q * p.K);
         using var idx = _accelerator.Allocate1D<int>((long)splits * p.Q * p.K);
         _search(search, launch, queries, bank, norms, keys.View, idx.View);
-        int threads = MergeThreads;
-        while (threads > _accelerator.MaxNumThreadsPerGroup) threads /= 2;
+        // No more merge threads than splits (the emulator in the tests pays per thread and per barrier).
+        int threads = 1;
+        while (threads < splits && threads < MergeThreads && threads * 2 <= _accelerator.MaxNumThreadsPerGroup) threads *= 2;
         _merge(new KernelConfig(new Index3D(p.Q, 1, 1), new Index3D(threads, 1, 1)), launch, splits, keys.View, idx.View, distances, indices);
         // The scratch is freed below: wait for the kernels that still read it.
         _accelerator.DefaultStream.Synchronize();
@@ -193,49 +194,55 @@ public sealed class KnnGpu
     }
 
     /// <summary>
-    /// One group per query: k rounds, each the best (key, index) pair strictly after the previous round's among the
-    /// splits' lists (pairs are unique: each bank row lives in one split; the sentinels lose to every real row).
+    /// One group per query. Thread t folds splits t, t + T, ... into its own sorted list in shared memory (each split's
+    /// list is sorted, so its first entry that fails the threshold ends it), then a tree folds the threads' lists into
+    /// thread 0's, one barrier per level. (key, index) pairs are unique (each bank row lives in one split) and the
+    /// sentinels lose to every real row, so the result does not depend on the fold order.
     /// </summary>
     private static void MergeKernel(SearchLaunch p, int splits, ArrayView<float> keys, ArrayView<int> idx,
         ArrayView<float> distances, ArrayView<int> indices)
     {
-        var rKey = SharedMemory.Allocate<float>(MergeThreads);
-        var rIdx = SharedMemory.Allocate<int>(MergeThreads);
-        int tid = Group.IdxX, threads = Group.DimX, q = Grid.IdxX, k = p.K, total = splits * k;
-        float lastKey = float.NegativeInfinity;
-        int lastIdx = -1;
-        for (int r = 0; r < k; r++)
+        var lKey = SharedMemory.Allocate<float>(MergeThreads * KnnParams.MaxK);
+        var lIdx = SharedMemory.Allocate<int>(MergeThreads * KnnParams.MaxK);
+        int tid = Group.IdxX, threads = Group.DimX, q = Grid.IdxX, k = p.K, at = tid * k;
+        for (int i = 0; i < k; i++) { lKey[at + i] = float.PositiveInfinity; lIdx[at + i] = int.MaxValue; }
+        for (int s = tid; s < splits; s += threads)
         {
-            float best = float.PositiveInfinity;
-            int bestIdx = int.MaxValue;
-            for (int c = tid; c < total; c += threads)
-            {
-                int s = c / k, o = (s * p.Q + q) * k + c - s * k;
-                float key = keys[o];
-                int index = idx[o];
-                if (Better(lastKey, lastIdx, key, index) && Better(key, index, best, bestIdx)) { best = key; bestIdx = index; }
-            }
-            rKey[tid] = best;
-            rIdx[tid] = bestIdx;
+            int o = (s * p.Q + q) * k;
+            for (int i = 0; i < k; i++)
+                if (!Insert(lKey, lIdx, at, k, keys[o + i], idx[o + i])) break;
+        }
+        for (int h = threads / 2; h > 0; h /= 2)
+        {
             Group.Barrier();
-            for (int h = threads / 2; h > 0; h /= 2)
+            if (tid < h)
             {
-                if (tid < h && Better(rKey[tid + h], rIdx[tid + h], rKey[tid], rIdx[tid]))
-                {
-                    rKey[tid] = rKey[tid + h];
-                    rIdx[tid] = rIdx[tid + h];
-                }
-                Group.Barrier();
-            }
-            lastKey = rKey[0];
-            lastIdx = rIdx[0];
-            // Everyone has read round r's winner before round r + 1 overwrites the slots.
-            Group.Barrier();
-            if (tid == 0)
-            {
-                distances[q * k + r] = p.L2 != 0 ? lastKey : -lastKey;
-                indices[q * k + r] = lastIdx;
+                int from = (tid + h) * k;
+                for (int i = 0; i < k; i++)
+                    if (!Insert(lKey, lIdx, at, k, lKey[from + i], lIdx[from + i])) break;
             }
         }
+        Group.Barrier();
+        for (int i = tid; i < k; i += threads)
+        {
+            distances[q * k + i] = p.L2 != 0 ? lKey[i] : -lKey[i];
+            indices[q * k + i] = lIdx[i];
+        }
+    }
+
+    /// <summary>Sorted insertion into the k-long list at <paramref name="at"/>; false (nothing changed) when the pair does not beat the k-th.</summary>
+    private static bool Insert(ArrayView<float> lKey, ArrayView<int> lIdx, int at, int k, float key, int index)
+    {
+        int pos = at + k - 1;
+        if (!Better(key, index, lKey[pos], lIdx[pos])) return false;
+        while (pos > at && Better(key, index, lKey[pos - 1], lIdx[pos - 1]))
+        {
+            lKey[pos] = lKey[pos - 1];
+            lIdx[pos] = lIdx[pos - 1];
+            pos--;
+        }
+        lKey[pos] = key;
+        lIdx[pos] = index;
+        return true;
     }
 }

@@ -44,6 +44,11 @@ public class KnnGpuTests : IClassFixture<IlgpuCpuFixture>
     private void Check(KnnParams p, float[] queries, float[] bank, int splitRows, int seed, string context)
     {
         var (dist, idx) = Run(p, queries, bank, splitRows);
+        Verify(p, queries, bank, dist, idx, $"{context} {p} split rows {splitRows} (seed {seed})");
+    }
+
+    private static void Verify(KnnParams p, float[] queries, float[] bank, float[] dist, int[] idx, string where)
+    {
         int kr = Math.Min(p.N, Math.Min(KnnParams.MaxK, p.K + 1));
         var rp = KnnParams.Create(p.Q, p.N, p.D, kr, p.Metric);
         var rd = new float[rp.OutputElements];
@@ -59,7 +64,6 @@ public class KnnGpuTests : IClassFixture<IlgpuCpuFixture>
                 magnitude[q * p.K + i] = p.Metric == KnnMetric.L2
                     ? Norm2(queries, q, p.D) + Norm2(bank, ri[q * kr + i], p.D) : Math.Abs(exact[q * kr + i]);
             }
-        string where = $"{context} {p} split rows {splitRows} (seed {seed})";
         Assert.True(dist.All(float.IsFinite), $"{where}: non-finite distance");
         KernelLab.AssertCloseToMagnitude(dist, expected, magnitude, 1e-4, where);
         double maxBank = 0;
@@ -96,7 +100,7 @@ public class KnnGpuTests : IClassFixture<IlgpuCpuFixture>
     public void RandomShapesMatchReference()
     {
         var rng = KernelLab.NewRng(out int seed);
-        for (int i = 0; i < 16; i++)
+        for (int i = 0; i < 40; i++)
         {
             int q = i % 4 == 0 ? 1 : rng.Next(1, 40);
             int n = rng.Next(1, 300), d = i % 5 == 1 ? 1 : rng.Next(1, 40);
@@ -202,7 +206,30 @@ public class KnnGpuTests : IClassFixture<IlgpuCpuFixture>
     {
         var rng = KernelLab.NewRng(out int seed);
         foreach (var p in new[] { KnnParams.Create(13, 333, 21, 9), KnnParams.Create(1, 700, 16, 10), KnnParams.Create(40, 100, 16, 3, KnnMetric.InnerProduct) })
-            KnnCpuTests.Check(p, KernelLab.RandomFloats(rng, p.QueryElements), KernelLab.RandomFloats(rng, p.BankElements), seed, "ilgpu device", _ilgpu);
+        {
+            var queries = KernelLab.RandomFloats(rng, p.QueryElements);
+            var bank = KernelLab.RandomFloats(rng, p.BankElements);
+            using var tq = _ilgpu.Allocate(new Shape(p.Q, p.D));
+            using var tb = _ilgpu.Allocate(new Shape(p.N, p.D));
+            using var tn = _ilgpu.Allocate(new Shape(p.N));
+            using var td = _ilgpu.Allocate(new Shape(p.Q, p.K));
+            using var ti = _ilgpu.Allocate(new Shape(p.Q, p.K), DType.I32);
+            tq.CopyFrom(queries);
+            tb.CopyFrom(bank);
+            var poison = new float[p.OutputElements];
+            KernelLab.Poison(poison);
+            td.CopyFrom(poison);
+            var garbage = new int[p.OutputElements];
+            Array.Fill(garbage, -7);
+            _ilgpu.CopyFromHost(System.Runtime.InteropServices.MemoryMarshal.AsBytes(garbage.AsSpan()), ti);
+            _ilgpu.RowNorms(p.N, p.D, tb, tn);
+            _ilgpu.Knn(p, tq, tb, p.Metric == KnnMetric.L2 ? tn : null, td, ti);
+            _ilgpu.Synchronize();
+            var dist = td.ToArray();
+            var idx = new int[p.OutputElements];
+            _ilgpu.CopyToHost(ti, System.Runtime.InteropServices.MemoryMarshal.AsBytes(idx.AsSpan()));
+            Verify(p, queries, bank, dist, idx, $"ilgpu device {p} (seed {seed})");
+        }
     }
 
     [Fact]
