@@ -5,6 +5,7 @@ using GpuAnomaly.Kernels.StudentTeacher;
 using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Ternary;
 using GpuAnomaly.Kernels.Vim;
+using GpuAnomaly.Kernels.Knn;
 using GpuAnomaly.Kernels.Memory;
 using GpuAnomaly.Kernels.Transformer;
 
@@ -172,6 +173,7 @@ public static class KernelSuite
         RunAttention(device, small, Want, progress, rng, results);
         RunVim(device, small, Want, progress, rng, results);
         RunCoreset(device, small, Want, progress, rng, results);
+        RunKnn(device, small, Want, progress, rng, results);
         return results;
     }
 
@@ -299,6 +301,45 @@ public static class KernelSuite
         double flops = 2.0 * p.N * p.D * p.Projected + 3.0 * p.Count * p.N * p.Dims;
         double bytes = 4.0 * (p.FeatureElements + p.ProjectionElements + (double)p.Count * p.N * (p.Dims + 2));
         results.Add(DeviceTimer.Time(device, "coreset", name, flops, bytes, () => device.Coreset(p, x, r, sel, min)));
+    }
+
+    /// <summary>
+    /// The memory bank's searches (METHODS.md §5): PatchCore's 784 patches of an image against a 100k-row bank (k = 1
+    /// the score, k = 9 the reweighting), one query against a 1M-row bank, and SpCL's scoring of 784 queries.
+    /// Traffic counts each input once (the fused kernels write only the top-k), so the GB/s is a lower bound.
+    /// </summary>
+    private static void RunKnn(Device device, bool small, Func<string, bool> want, Action<string>? progress, Random rng, List<BenchmarkResult> results)
+    {
+        var cases = small
+            ? new[] { ("knn 40x300x16 k1", KnnParams.Create(40, 300, 16, 1)), ("knn 40x300x16 k9", KnnParams.Create(40, 300, 16, 9)),
+                      ("knn 1x1000x16 k10", KnnParams.Create(1, 1000, 16, 10)) }
+            : new[] { ("knn 784x100000x128 k1", KnnParams.Create(784, 100_000, 128, 1)), ("knn 784x100000x128 k9", KnnParams.Create(784, 100_000, 128, 9)),
+                      ("knn 1x1000000x128 k10", KnnParams.Create(1, 1_000_000, 128, 10)) };
+        foreach (var (name, p) in cases)
+        {
+            if (!want(name)) continue;
+            using var q = device.FromHost(Random(rng, p.QueryElements), new Shape(p.Q, p.D));
+            using var bank = device.FromHost(Random(rng, p.BankElements), new Shape(p.N, p.D));
+            using var norms = device.Allocate(new Shape(p.N));
+            device.RowNorms(p.N, p.D, bank, norms);
+            using var dist = device.Allocate(new Shape(p.Q, p.K));
+            using var idx = device.Allocate(new Shape(p.Q, p.K), DType.I32);
+            progress?.Invoke(name);
+            double bytes = 4.0 * (p.QueryElements + p.BankElements + p.N + 2 * p.OutputElements);
+            results.Add(DeviceTimer.Time(device, "knn", name, p.Flops, bytes, () => device.Knn(p, q, bank, norms, dist, idx)));
+        }
+        var (hname, hp) = small ? ("hybrid_memory 40x300x16", HybridMemoryScoreParams.Create(40, 300, 16))
+            : ("hybrid_memory 784x100000x128", HybridMemoryScoreParams.Create(784, 100_000, 128));
+        if (!want(hname)) return;
+        using var hq = device.FromHost(Random(rng, hp.QueryElements), new Shape(hp.Q, hp.D));
+        using var hm = device.FromHost(Random(rng, hp.MemoryElements), new Shape(hp.P, hp.D));
+        using var y = device.Allocate(new Shape(hp.Q, HybridMemoryScoreParams.Outputs));
+        using var best = device.Allocate(new Shape(hp.Q), DType.I32);
+        progress?.Invoke(hname);
+        // The GEMM plus, per logit, a scale, an exp and an add.
+        double hflops = hp.Flops + 3.0 * hp.Q * hp.P;
+        double hbytes = 4.0 * (hp.QueryElements + hp.MemoryElements + hp.OutputElements + hp.Q);
+        results.Add(DeviceTimer.Time(device, "hybrid_memory", hname, hflops, hbytes, () => device.HybridMemoryScore(hp, hq, hm, y, best)));
     }
 
     private static float[] Random(Random rng, long n)

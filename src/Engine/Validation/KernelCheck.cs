@@ -117,6 +117,7 @@ public static partial class KernelCheck
         CheckWindowAttention(device, rng, cases, small, results, progress);
         CheckVim(device, rng, cases, small, results, progress);
         CheckCoreset(device, rng, cases, small, results, progress);
+        CheckKnn(device, rng, cases, small, results, progress);
         return results;
     }
 

@@ -27,7 +27,7 @@ public class KernelCheckTests(IlgpuCpuFixture fixture, ITestOutputHelper output)
         "linear.gemv", "linear.gemm", "layer_norm", "gelu", "dwconv", "token_mean", "tokens_from_nchw",
         "window_attention", "window_attention.shifted", "window_attention.sparse", "window_attention.global",
         "vim_score", "vim_score.vim_probability", "vim_score.vim_score", "vim_score.msp", "vim_score.max_logit",
-        "vim_score.energy", "vim_score.residual",
+        "vim_score.energy", "vim_score.residual", "knn", "knn.indices", "hybrid_memory_score", "hybrid_memory_update",
     ];
 
     /// <summary>The cpu device's constant-weight caches.</summary>

@@ -32,7 +32,8 @@ public sealed class PtxEmissionTests : IDisposable
         var names = KernelMethods().Select(m => m.DeclaringType!.Name).Distinct().ToList();
         // One per family at least; a scan that silently found nothing would make the theory vacuous.
         foreach (var family in new[] { "Conv2dImplicitGemmKernel", "Conv2dDirectKernel", "TernaryGemvKernel", "TernaryGemmKernel",
-                     "TernaryQuantizeKernel", "TernaryConv2dKernel", "WindowAttentionGpu", "VimGpu", "LinearGpu", "PeakKernels" })
+                     "TernaryQuantizeKernel", "TernaryConv2dKernel", "WindowAttentionGpu", "VimGpu", "LinearGpu", "PeakKernels",
+                     "KnnGpu", "HybridMemoryGpu" })
             Assert.Contains(family, names);
         // 38 entry points (kernels and device functions) as of writing; a broken scan would find far fewer.
         Assert.True(KernelMethods().Count() >= 35, $"only {KernelMethods().Count()} kernels found");
