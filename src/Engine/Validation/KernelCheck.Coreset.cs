@@ -6,8 +6,11 @@ namespace GpuAnomaly.Engine.Validation;
 public static partial class KernelCheck
 {
     /// <summary>
-    /// Greedy k-center coreset: the min distances against the float64 reference ("coreset"), and the share of picks
-    /// that differ from it ("coreset.picks"; random uniform features rarely have the near ties that would excuse one).
+    /// Greedy k-center coreset, checked by replaying the device's own picks in float64 (the reference's projection):
+    /// "coreset.picks" is the share of steps whose pick is not a farthest point within a relative
+    /// <see cref="CoresetTieGap"/> (the first pick must be Start); "coreset" is the device's min distances against
+    /// the float64 min distances to the device's picks. Comparing pick indices with the reference instead fails on
+    /// near ties, where float32 may rightly go the other way and every later pick differs (seen once in ~7 runs).
     /// </summary>
     private static void CheckCoreset(Device device, Random rng, int cases, bool small, List<CheckResult> results, Action<string>? progress)
     {
@@ -20,9 +23,6 @@ public static partial class KernelCheck
             progress?.Invoke($"coreset {p}");
             var x = Floats(rng, p.FeatureElements);
             var r = projected > 0 ? CoresetProjection.Gaussian(d, projected, seed) : [];
-            var refSel = new int[p.Count];
-            var refMin = new float[n];
-            MemoryReference.Coreset(p, x, r, refSel, refMin);
             using var xt = Upload(device, x);
             using var rt = projected > 0 ? Upload(device, r) : null;
             using var sel = device.Allocate(new Shape(p.Count), DType.I32, "check coreset picks");
@@ -30,8 +30,51 @@ public static partial class KernelCheck
             var min = Poisoned(device, n, m => device.Coreset(p, xt, rt, sel, m));
             var picks = new int[p.Count];
             device.CopyToHost(sel, MemoryMarshal.AsBytes(picks.AsSpan()));
-            results.Add(new("coreset", p.ToString(), RelL2(min, refMin.Select(v => (double)v).ToArray()), Tolerance));
-            results.Add(new("coreset.picks", p.ToString(), picks.Zip(refSel).Count(q => q.First != q.Second) / (double)p.Count, Tolerance));
+            double bad = ReplayPicks(p, x, r, picks, out var replayMin);
+            results.Add(new("coreset", p.ToString(), RelL2(min, replayMin), Tolerance));
+            results.Add(new("coreset.picks", p.ToString(), bad, Tolerance));
         }
+    }
+
+    /// <summary>Relative gap to the farthest point within which a pick still counts as farthest (float32 distances).</summary>
+    private const double CoresetTieGap = 1e-3;
+
+    /// <summary>
+    /// Replays picks in float64: returns the share of steps that are not a valid greedy choice (an index outside
+    /// the points, a first pick other than Start, or a point nearer than the farthest by more than the tie gap) and
+    /// every point's min squared distance to the picks.
+    /// </summary>
+    private static double ReplayPicks(in CoresetParams p, float[] x, float[] r, int[] picks, out double[] min)
+    {
+        int n = p.N, dims = p.Dims;
+        var y = new double[(long)n * dims];
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < dims; c++)
+            {
+                if (p.Projected == 0) { y[(long)i * dims + c] = x[i * p.D + c]; continue; }
+                double s = 0;
+                for (int j = 0; j < p.D; j++) s += (double)x[i * p.D + j] * r[j * p.Projected + c];
+                y[(long)i * dims + c] = s;
+            }
+        min = new double[n];
+        Array.Fill(min, double.PositiveInfinity);
+        int bad = 0;
+        for (int t = 0; t < p.Count; t++)
+        {
+            int pick = picks[t];
+            if ((uint)pick >= (uint)n) { bad += p.Count - t; break; }
+            if (t == 0 ? pick != p.Start : min[pick] < min.Max() * (1 - CoresetTieGap)) bad++;
+            for (int i = 0; i < n; i++)
+            {
+                double s = 0;
+                for (int c = 0; c < dims; c++)
+                {
+                    double e = y[(long)i * dims + c] - y[(long)pick * dims + c];
+                    s += e * e;
+                }
+                if (s < min[i]) min[i] = s;
+            }
+        }
+        return bad / (double)p.Count;
     }
 }
