@@ -10,9 +10,11 @@ helpers tools/bench/knn_vs_faiss.sh uses around it.
 Timing protocol as the C# quick mode (bench/GpuAnomaly.Bench/QuickTimer.cs): warm up for half a second, then time
 `reps` single searches, report the median and the minimum. The timed part is index.search alone (the index, and with
 it the bank's norms, is built before). Run with OpenBLAS tuning variables unset (FAISS uses sgemm for 20 queries or
-more) and OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set to the thread count, as knn_vs_faiss.sh does:
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 taskset -c 0 \\
-        /usr/bin/python3 tools/bench/knn_faiss.py search ...
+more), OMP_NUM_THREADS set to the thread count and OPENBLAS_NUM_THREADS to 1 (FAISS's fastest setting here: FAISS
+1.7.3 calls sgemm outside its OpenMP regions, and the pthread OpenBLAS's own threads, spinning beside OpenMP's on 2
+cores, made 2-thread searches 2x slower than 1-thread ones), as knn_vs_faiss.sh does:
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=2 taskset -c 0,1 \\
+        /usr/bin/python3 tools/bench/knn_faiss.py search --threads 2 ...
 """
 import argparse
 import ctypes
@@ -72,7 +74,8 @@ def search(args):
     print(f"knn cpu (faiss {faiss.__version__} IndexFlatL2), Q={q} N={n} D={d} k={args.k}, omp threads "
           f"{faiss.omp_get_max_threads()}, blas_threshold {faiss.cvar.distance_compute_blas_threshold}, {blas_info()}, "
           f"median of {args.reps}")
-    print(f"RESULT faiss Q={q} N={n} D={d} k={args.k} threads={args.threads} median_ms={ms:.3f} min_ms={min(times):.3f} "
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "?")
+    print(f"RESULT faiss Q={q} N={n} D={d} k={args.k} threads={args.threads} blas_threads={blas} median_ms={ms:.3f} min_ms={min(times):.3f} "
           f"gflops={flops / ms / 1e6:.1f}")
     if args.out:
         np.save(args.out + ".indices.npy", idx.astype(np.int32))
@@ -109,17 +112,21 @@ def table(args):
         f = line.split()
         kv = dict(x.split("=") for x in f[2:])
         key = (int(kv["Q"]), int(kv["N"]), int(kv["D"]), int(kv["k"]), int(kv["threads"]))
-        rows.setdefault(key, {"ours": [], "faiss": []})[f[1]].append((float(kv["median_ms"]), float(kv["min_ms"])))
+        side = f[1] if f[1] == "ours" else "faiss" if kv["blas_threads"] == "1" else "faiss_blas"
+        rows.setdefault(key, {"ours": [], "faiss": [], "faiss_blas": []})[side].append(
+            (float(kv["median_ms"]), float(kv["min_ms"])))
     print("| shape (Q x N x D) | k | threads | ours ms (median, min) | FAISS ms (median, min) | ratio FAISS/ours | "
-          "ours GFLOP/s | FAISS GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|")
+          "ours GFLOP/s | FAISS GFLOP/s | FAISS ms with OpenBLAS threads = threads |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for (q, n, d, k, t), r in sorted(rows.items(), key=lambda kv: (kv[0][4], -kv[0][0], kv[0][3])):
         # Each round is one process with its own median; the table takes the median of the rounds' medians.
-        om, fm = statistics.median(x[0] for x in r["ours"]), statistics.median(x[0] for x in r["faiss"])
+        med = lambda side: statistics.median(x[0] for x in r[side])
+        om, fm = med("ours"), med("faiss")
         omin, fmin = min(x[1] for x in r["ours"]), min(x[1] for x in r["faiss"])
+        fb = f"{med('faiss_blas'):.2f}" if r["faiss_blas"] else "(same)"
         fl = 2.0 * q * n * d
         print(f"| {q} x {n} x {d} | {k} | {t} | {om:.2f} ({omin:.2f}) | {fm:.2f} ({fmin:.2f}) | {fm / om:.2f}x | "
-              f"{fl / om / 1e6:.0f} | {fl / fm / 1e6:.0f} |")
+              f"{fl / om / 1e6:.0f} | {fl / fm / 1e6:.0f} | {fb} |")
 
 
 def main():
