@@ -121,6 +121,7 @@ public class KnnCpuTests
     [InlineData(200, 1031, 64, 1)]
     [InlineData(9, 300, 260, 64)]
     [InlineData(1, 20000, 33, 10)]
+    [InlineData(1100, 300, 260, 9)] // several query blocks (BankTiles.PackedABytes), the last one shorter
     public void EdgeShapesMatchReference(int q, int n, int d, int k)
     {
         var rng = KernelLab.NewRng(out int seed);
