@@ -20,7 +20,7 @@ internal static class BenchCommand
         var filter = new Option<string>("--filter") { Description = "Only kernels whose name or shape contains this text", DefaultValueFactory = _ => "" };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file" };
         var model = new Option<FileInfo?>("--model") { Description = "Time this model (Uninformed Students or window_vit) end to end instead of the kernels" };
-        var batch = new Option<int>("--batch") { Description = "With --model: images per run", DefaultValueFactory = _ => 1 };
+        var batch = CommonOptions.Batch(1, "With --model: images per run");
         var size = new Option<int?>("--size") { Description = "With --model: square input size (default: the model's)" };
         var repeat = new Option<int>("--repeat") { Description = "With --model: timed runs after the first", DefaultValueFactory = _ => 5 };
         var cmd = new Command("bench", "Time the kernels (or a whole model) on a device against its measured peak.")

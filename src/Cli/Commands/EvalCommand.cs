@@ -20,7 +20,7 @@ internal static class EvalCommand
         var model = new Option<string>("--model", "-m") { Description = "Model file", DefaultValueFactory = _ => PredictCommand.DefaultModel };
         var device = CommonOptions.Device();
         var json = new Option<FileInfo?>("--json") { Description = "Also write the metrics as JSON to this file" };
-        var batch = new Option<int>("--batch") { Description = "Images per device batch", DefaultValueFactory = _ => 32 };
+        var batch = CommonOptions.Batch(32);
         var cmd = new Command("eval", "Evaluate a model on a dataset's test split: AUROC, F1, FPR95, pixel AUROC, AUPRO.") { data, model, device, json, batch };
         cmd.SetAction(r =>
         {

@@ -23,7 +23,7 @@ internal static class FitCommand
         var model = new Option<string>("--model", "-m") { Description = "The model file to fit (or to append to)", DefaultValueFactory = _ => PredictCommand.DefaultModel };
         var outFile = new Option<string>("--out", "-o") { Description = "The model file to write", Required = true };
         var device = CommonOptions.Device();
-        var batch = new Option<int>("--batch") { Description = "Images per device batch", DefaultValueFactory = _ => 32 };
+        var batch = CommonOptions.Batch(32);
         var method = new Option<string>("--method") { Description = "normalization: fit the score normalization of --model; memory-bank: build a PatchCore-style model from DIR/train/good", DefaultValueFactory = _ => "normalization" };
         method.AcceptOnlyFromAmong("normalization", "memory-bank");
         var features = new Option<string?>("--features") { Description = "memory-bank: comma-separated feature sources, pixels:PATCH/STRIDE[/BLUR] and teacher:SCALE[/STRIDE] (default: pixels:20/8/1 at 28x28, scaled with the image; pixels:8/4/1 above 64 px)" };

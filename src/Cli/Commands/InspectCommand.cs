@@ -10,7 +10,7 @@ internal static class InspectCommand
 {
     public static Command Create(CliOutput output)
     {
-        var file = new Argument<string>("file") { Description = "A .safetensors file" };
+        var file = new Argument<string>("file") { Description = "A .safetensors file" }.NotAnOption();
         var cmd = new Command("inspect", "List a weights file's tensors (name, dtype, shape, bytes) and its metadata.") { file };
         cmd.SetAction(r =>
         {

@@ -94,7 +94,7 @@ internal static class MemoryBankFit
         string good = Path.Combine(dir, "train", "good");
         string from = Directory.Exists(good) ? good : dir;
         if (!Directory.Exists(from)) throw new DatasetLayoutException($"{dir}: no such directory");
-        var images = Directory.GetFiles(from, "*", SearchOption.AllDirectories).Where(ImageFile.IsImage).Order(StringComparer.Ordinal).ToList();
+        var images = ImageWalk.Folder(from, skip => output.Error.WriteLine($"warning: {GpuAnomalyCli.OneLine(skip)}"));
         if (images.Count == 0) throw new DatasetLayoutException($"{from}: no PNG, JPEG or BMP images to append");
         if (!(momentum >= 0 && momentum <= 1)) throw new UsageException($"--momentum {momentum} must be in [0, 1]");
 

@@ -26,7 +26,7 @@ internal static class OodCommands
         var outFile = new Option<string>("--out", "-o") { Description = "The fitted model file to write", Required = true };
         var dim = new Option<int?>("--principal-dim") { Description = "ViM's principal dimension D (default: the official rule)" };
         var device = CommonOptions.Device();
-        var batch = new Option<int>("--batch") { Description = "Images per device batch", DefaultValueFactory = _ => 64 };
+        var batch = CommonOptions.Batch(64);
         var cmd = new Command("fit-ood", "Fit ViM and the OOD baselines on in-distribution training images; write a new model file.")
             { model, data, outFile, dim, device, batch };
         cmd.SetAction(r =>
@@ -43,7 +43,7 @@ internal static class OodCommands
                 int index = int.TryParse(name, out int id) ? classes.ToList().IndexOf(id) : -1;
                 if (index < 0)
                     throw new DatasetLayoutException($"{sub}: the folder name is not one of the model's class ids ({string.Join(", ", classes)})");
-                files.AddRange(ImageFolder.Images(sub).Select(f => (f, index)));
+                files.AddRange(ImageFolder.Images(sub, output).Select(f => (f, index)));
             }
             if (files.Count == 0) throw new DatasetLayoutException($"{root}: no images in class subfolders");
             var (features, labels, skipped) = Featurize(vit, files, output);
@@ -63,15 +63,15 @@ internal static class OodCommands
 
     public static Command Ood(CliOutput output)
     {
-        var inputs = new Argument<string[]>("IMAGES") { Description = "Image files or folders", Arity = ArgumentArity.OneOrMore };
+        var inputs = new Argument<string[]>("IMAGES") { Description = "Image files or folders", Arity = ArgumentArity.OneOrMore }.NotAnOption();
         var model = new Option<string>("--model", "-m") { Description = "A window_vit model fitted by fit-ood", Required = true };
         var device = CommonOptions.Device();
-        var batch = new Option<int>("--batch") { Description = "Images per device batch", DefaultValueFactory = _ => 64 };
+        var batch = CommonOptions.Batch(64);
         var cmd = new Command("ood", "Score images for out-of-distribution detection: one JSON line each with every score (larger = more OOD).")
             { inputs, model, device, batch };
         cmd.SetAction(r =>
         {
-            var files = r.GetValue(inputs)!.SelectMany(i => Directory.Exists(i) ? ImageFolder.Images(i) : [i]).ToList();
+            var files = r.GetValue(inputs)!.SelectMany(i => Directory.Exists(i) ? ImageFolder.Images(i, output) : [i]).ToList();
             using var dev = Device.Open(r.GetValue(device)!);
             using var det = OodDetector.Load(r.GetValue(model)!, dev, Math.Max(1, Math.Min(r.GetValue(batch), files.Count)));
             int failed = 0;
@@ -94,7 +94,7 @@ internal static class OodCommands
         var ood = new Option<string[]>("--ood") { Description = "An OOD test folder; repeat for several sets", Required = true, AllowMultipleArgumentsPerToken = true };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the metrics as JSON to this file" };
         var device = CommonOptions.Device();
-        var batch = new Option<int>("--batch") { Description = "Images per device batch", DefaultValueFactory = _ => 64 };
+        var batch = CommonOptions.Batch(64);
         var cmd = new Command("eval-ood", "AUROC and FPR at 95% TPR of every OOD score: in-distribution test images against OOD sets.")
             { model, id, ood, json, device, batch };
         cmd.SetAction(r =>
@@ -104,7 +104,7 @@ internal static class OodCommands
             int failed = 0;
             List<OodResult> Run(string folder)
             {
-                var files = ImageFolder.Images(folder).ToList();
+                var files = ImageFolder.Images(folder, output).ToList();
                 if (files.Count == 0) throw new DatasetLayoutException($"{folder}: no images");
                 return Score(det, files, e => { output.Error.WriteLine($"error: {GpuAnomalyCli.OneLine(e.Message)} (skipped)"); failed++; }, _ => { })
                     .Select(x => x.Result).ToList();
@@ -112,7 +112,7 @@ internal static class OodCommands
             var idScores = Run(r.GetValue(id)!);
             // Classification accuracy when the in-distribution folder has class-id subfolders (the files' order is Run's).
             int correct = 0, labelled = 0;
-            var idFiles = ImageFolder.Images(r.GetValue(id)!).ToList();
+            var idFiles = ImageFolder.Images(r.GetValue(id)!, output).ToList();
             if (failed == 0 && idFiles.Count == idScores.Count)
                 for (int i = 0; i < idFiles.Count; i++)
                     if (int.TryParse(Path.GetFileName(Path.GetDirectoryName(idFiles[i])), out int truth))
@@ -208,13 +208,25 @@ internal static class OodCommands
             catch (ImageDecodeException e) { onError(e); }
             if (pending.Count == b)
             {
-                foreach (var x in pending.Zip(det.Run(batch, pending.Count))) yield return x;
+                foreach (var x in Finite(pending.Zip(det.Run(batch, pending.Count)))) yield return x;
                 advance(pending.Count);
                 pending.Clear();
             }
         }
         if (pending.Count > 0)
-            foreach (var x in pending.Zip(det.Run(batch, pending.Count))) yield return x;
+            foreach (var x in Finite(pending.Zip(det.Run(batch, pending.Count)))) yield return x;
+    }
+
+    /// <summary>Scores as they come, refusing NaN and infinity (not valid JSON; they break every AUROC).</summary>
+    private static IEnumerable<(string Path, OodResult Result)> Finite(IEnumerable<(string Path, OodResult Result)> scored)
+    {
+        foreach (var (path, result) in scored)
+        {
+            var values = result.Scores.ToArray();
+            for (int i = 0; i < values.Length; i++)
+                if (!double.IsFinite(values[i])) throw new NonFiniteOutputException($"{OodScores.Names[i]} score", path, (float)values[i]);
+            yield return (path, result);
+        }
     }
 
     private static void Progress(CliOutput output, int total, string what, Action<Action<int>> work)
@@ -226,9 +238,9 @@ internal static class OodCommands
     }
 }
 
-/// <summary>The image files under a folder, recursively, in ordinal order.</summary>
+/// <summary>The image files under a folder, recursively, in ordinal order (<see cref="ImageWalk"/>: no link loops, no FIFOs); skips are warned about.</summary>
 internal static class ImageFolder
 {
-    public static IEnumerable<string> Images(string folder) =>
-        Directory.GetFiles(folder, "*", SearchOption.AllDirectories).Where(ImageFile.IsImage).Order(StringComparer.Ordinal);
+    public static IEnumerable<string> Images(string folder, CliOutput output) =>
+        ImageWalk.Folder(folder, skip => output.Error.WriteLine($"warning: {GpuAnomalyCli.OneLine(skip)}"));
 }

@@ -23,18 +23,21 @@ internal static class PredictCommand
 
     public static Command Create(CliOutput output)
     {
-        var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders (default: the bundled sample images)", Arity = ArgumentArity.ZeroOrMore };
+        var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders (default: the bundled sample images)", Arity = ArgumentArity.ZeroOrMore }.NotAnOption();
         var model = new Option<string>("--model", "-m") { Description = "A model file (memory_bank or uninformed_students)", DefaultValueFactory = _ => DefaultModel };
         var device = CommonOptions.Device();
         var outDir = new Option<string>("--out", "-o") { Description = "Folder for the heat-map PNGs", DefaultValueFactory = _ => "gpuanomaly-out" };
-        var batch = new Option<int>("--batch") { Description = "Images per device batch", DefaultValueFactory = _ => 16 };
+        var batch = CommonOptions.Batch(16);
         var cmd = new Command("predict", "Score images: one JSON line each (score, label, boxes) and a heat-map PNG.") { inputs, model, device, outDir, batch };
         cmd.SetAction(r =>
         {
-            var files = Collect(r.GetValue(inputs) is { Length: > 0 } given ? given : [SampleImages]);
+            int failed = 0, done = 0;
+            var files = ImageWalk.Files(r.GetValue(inputs) is { Length: > 0 } given ? given : [SampleImages],
+                skip => { output.Error.WriteLine($"error: {GpuAnomalyCli.OneLine(skip)}"); failed++; });
             if (files.Count == 0) throw new ImageDecodeException(string.Join(", ", r.GetValue(inputs) ?? []), "no PNG, JPEG or BMP images found");
-            int batchSize = Math.Max(1, r.GetValue(batch));
+            int batchSize = r.GetValue(batch);
             string outPath = r.GetValue(outDir)!;
+            var heatMaps = OutputNames.Map(files, outPath, "_heatmap.png");
             Directory.CreateDirectory(outPath);
 
             using var dev = Device.Open(r.GetValue(device)!);
@@ -42,7 +45,7 @@ internal static class PredictCommand
             var post = st.ImageScore is { } image ? new AnomalyPostProcessor(image, st.PixelScore ?? image) : null;
             if (post is null) output.Error.WriteLine("warning: the model has no fitted score normalization (run 'gpuanomaly fit'); printing raw scores only");
 
-            int failed = 0, done = 0, c = st.InputShape[1], h = st.InputShape[2], w = st.InputShape[3];
+            int c = st.InputShape[1], h = st.InputShape[2], w = st.InputShape[3];
             var scorer = new BatchScorer(st);
             void Score(Action<int> advance)
             {
@@ -66,7 +69,8 @@ internal static class PredictCommand
                         float lo = s.Map.Min(), hi = s.Map.Max();
                         heat = s.Map.Select(v => hi > lo ? (v - lo) / (hi - lo) : 0f).ToArray();
                     }
-                    string png = Path.Combine(outPath, Path.GetFileNameWithoutExtension(s.Path) + "_heatmap.png");
+                    string png = heatMaps[s.Path];
+                    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(png))!);
                     var pixels = ImageFile.ToTensor(s.Image, h, w).Select(v => (byte)Math.Clamp(MathF.Round(v * 255f), 0, 255)).ToArray();
                     ImageFile.WritePng(png, HeatMap.Overlay(heat, pixels, w, h, c), w, h);
                     line["heatmap"] = png;
@@ -83,18 +87,5 @@ internal static class PredictCommand
             return failed == 0 ? 0 : GpuAnomalyCli.ExitBadInput;
         });
         return cmd;
-    }
-
-    /// <summary>Files as given, folders expanded to their images (recursively, ordinal order).</summary>
-    private static List<string> Collect(IEnumerable<string> inputs)
-    {
-        var files = new List<string>();
-        foreach (string input in inputs)
-        {
-            if (Directory.Exists(input))
-                files.AddRange(Directory.GetFiles(input, "*", SearchOption.AllDirectories).Where(ImageFile.IsImage).Order(StringComparer.Ordinal));
-            else files.Add(input); // a missing or undecodable file is reported when it is read
-        }
-        return files;
     }
 }

@@ -17,8 +17,8 @@ internal static class QuantizeCommand
 {
     public static Command Create(CliOutput output)
     {
-        var input = new Argument<FileInfo>("IN") { Description = "The model file (safetensors) to quantize" };
-        var outFile = new Argument<FileInfo>("OUT") { Description = "The new file to write (never the input)" };
+        var input = new Argument<FileInfo>("IN") { Description = "The model file (safetensors) to quantize" }.NotAnOption();
+        var outFile = new Argument<FileInfo>("OUT") { Description = "The new file to write (never the input)" }.NotAnOption();
         var layers = new Option<string>("--layers") { Description = "Regex over tensor names: which weights to quantize", DefaultValueFactory = _ => TernaryFileQuantizer.DefaultLayers };
         var scale = new Option<string>("--scale") { Description = "One gamma per tensor or per output row", DefaultValueFactory = _ => "tensor" };
         scale.AcceptOnlyFromAmong("tensor", "row");

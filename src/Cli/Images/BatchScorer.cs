@@ -1,3 +1,4 @@
+using GpuAnomaly.Engine;
 using GpuAnomaly.Models.Anomaly;
 
 namespace GpuAnomaly.Cli.Images;
@@ -34,6 +35,12 @@ public sealed class BatchScorer(IAnomalyModel model)
             var batch = new float[b * c * h * w];
             for (int i = 0; i < pending.Count; i++) ImageFile.ToTensor(pending[i].Image, h, w).CopyTo(batch, i * c * h * w);
             var result = model.Score(batch);
+            for (int i = 0; i < pending.Count; i++)
+            {
+                if (!float.IsFinite(result.ImageScores[i])) throw new NonFiniteOutputException("image score", pending[i].Path, result.ImageScores[i]);
+                foreach (float v in result.Map.AsSpan(i * h * w, h * w))
+                    if (!float.IsFinite(v)) throw new NonFiniteOutputException("anomaly map", pending[i].Path, v);
+            }
             var scored = pending.Select((p, i) => new ScoredImage(p.Path, p.Image, result.Map.AsSpan(i * h * w, h * w).ToArray(), result.ImageScores[i])).ToList();
             advance?.Invoke(pending.Count);
             pending.Clear();

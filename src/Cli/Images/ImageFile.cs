@@ -21,6 +21,9 @@ public static class ImageFile
 {
     public static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp"];
 
+    /// <summary>The largest image file read (a 16k x 16k RGB BMP is 768 MiB; nothing a model here takes needs that).</summary>
+    public const long MaxFileBytes = 256L << 20;
+
     public static bool IsImage(string path) => Extensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
 
     /// <summary>Decodes and converts to <paramref name="channels"/> (1: gray, luminance as stb computes it; 3: RGB).</summary>
@@ -28,7 +31,16 @@ public static class ImageFile
     {
         if (channels is not (1 or 3)) throw new ArgumentException($"channels must be 1 or 3, not {channels}");
         byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
+        try
+        {
+            // Opening a FIFO blocks until a writer comes, and a device never ends: both report size 0, like an
+            // empty file, so the size is checked before anything is opened.
+            long length = new FileInfo(path).Length;
+            if (length == 0) throw new ImageDecodeException(path, "empty, or not a regular file (a FIFO, socket or device)");
+            if (length > MaxFileBytes) throw new ImageDecodeException(path, $"{length} bytes: image files over {MaxFileBytes >> 20} MiB are refused");
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (FileNotFoundException) { throw new ImageDecodeException(path, "no such file"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ImageDecodeException(path, $"cannot read the file: {e.Message}"); }
         ImageResult image;
         try { image = ImageResult.FromMemory(bytes, channels == 1 ? StbImageSharp.ColorComponents.Grey : StbImageSharp.ColorComponents.RedGreenBlue); }

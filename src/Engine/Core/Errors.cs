@@ -32,6 +32,36 @@ public sealed class DeviceOutOfMemoryException : GpuAnomalyException
     };
 }
 
+/// <summary>
+/// A plan that needs more memory than its device allows, refused before anything is allocated: names the bytes,
+/// the budget and the input shapes (the batch and image size are what a user can change).
+/// </summary>
+public sealed class PlanTooLargeException : GpuAnomalyException
+{
+    public PlanTooLargeException(string device, long bytes, long budget, string inputs, string budgetNote)
+        : base($"the model needs {DeviceOutOfMemoryException.FormatBytes(bytes)} on {device} for inputs {inputs}, more than the " +
+               $"{DeviceOutOfMemoryException.FormatBytes(budget)} allowed ({budgetNote}); use a smaller batch or input size")
+    {
+        Device = device;
+        Bytes = bytes;
+        Budget = budget;
+    }
+
+    public string Device { get; }
+    public long Bytes { get; }
+    public long Budget { get; }
+}
+
+/// <summary>
+/// A model produced NaN or infinity for an input: finite weights can still overflow float32 (huge weights or
+/// statistics). Raised instead of writing the value, since NaN is not valid JSON and poisons every metric.
+/// </summary>
+public sealed class NonFiniteOutputException(string what, string input, float value)
+    : GpuAnomalyException($"{input}: the model's {what} is {value} (not finite): its weights or statistics overflow float32")
+{
+    public string Input { get; } = input;
+}
+
 /// <summary>A graph whose shapes do not fit together; names the node and the shapes.</summary>
 public sealed class ShapeMismatchException : GpuAnomalyException
 {

@@ -21,6 +21,32 @@ public sealed class CpuDevice : Device
         $"{RuntimeInformation.ProcessArchitecture}, {Environment.ProcessorCount} threads, " +
         $"{(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512" : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "AVX2" : "128-bit SIMD")}";
     public override long MemoryBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+    /// <summary>The environment variable that sets <see cref="MemoryFraction"/> for new devices (a number in (0, 1]).</summary>
+    public const string MemoryFractionVariable = "GPUANOMALY_CPU_MEMORY_FRACTION";
+    public const double DefaultMemoryFraction = 0.75;
+
+    /// <summary>
+    /// The share of physical memory (the container's limit where there is one) a plan may take: the rest is left to
+    /// the process's own arrays, the OS and other programs. Set per device, or by <see cref="MemoryFractionVariable"/>.
+    /// </summary>
+    public double MemoryFraction
+    {
+        get => _memoryFraction;
+        set => _memoryFraction = value is > 0 and <= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "the cpu memory fraction must be in (0, 1]");
+    }
+    private double _memoryFraction = MemoryFractionFromEnvironment();
+
+    public override long PlanBudgetBytes => (long)(MemoryBytes * MemoryFraction);
+
+    private static double MemoryFractionFromEnvironment()
+    {
+        string? text = Environment.GetEnvironmentVariable(MemoryFractionVariable);
+        if (string.IsNullOrWhiteSpace(text)) return DefaultMemoryFraction;
+        return double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double f) && f is > 0 and <= 1
+            ? f
+            : throw new DeviceUnavailableException($"{MemoryFractionVariable}='{text}': expected a number in (0, 1], for example 0.5");
+    }
     public override int Multiprocessors => Environment.ProcessorCount;
     public override int WarpSize => System.Numerics.Vector<float>.Count;
 

@@ -22,6 +22,12 @@ public abstract class Device : IDisposable
     /// <summary>Hardware description (GPU model, processor).</summary>
     public abstract string Description { get; }
     public abstract long MemoryBytes { get; }
+    /// <summary>
+    /// The most an executor's plan may take on this device (activations, inputs, outputs, constants): plans over it
+    /// are refused before anything is allocated (<see cref="PlanTooLargeException"/>), because on the `cpu` device an
+    /// allocation that "fits" the address space only fails once the machine swaps or the OOM killer steps in.
+    /// </summary>
+    public virtual long PlanBudgetBytes => MemoryBytes;
     public abstract int Multiprocessors { get; }
     public abstract int WarpSize { get; }
 

@@ -68,6 +68,9 @@ public sealed class IlgpuDevice : Device
     public override string Description => Accelerator.Name;
     // The CPU emulator reports 2^63 bytes; its buffers live in host memory.
     public override long MemoryBytes => Accelerator is CPUAccelerator ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : Accelerator.MemorySize;
+    /// <summary>The emulator's buffers are host memory: the `cpu` device's share of it (<see cref="CpuDevice.MemoryFraction"/>'s default).</summary>
+    public override long PlanBudgetBytes => Accelerator is CPUAccelerator ? (long)(MemoryBytes * _hostFraction.Value) : MemoryBytes;
+    private static readonly Lazy<double> _hostFraction = new(() => new CpuDevice().MemoryFraction);
     public override int Multiprocessors => Accelerator.NumMultiprocessors;
     public override int WarpSize => Accelerator.WarpSize;
     public int MaxGroupSize => Accelerator.MaxNumThreadsPerGroup;

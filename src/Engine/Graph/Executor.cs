@@ -30,6 +30,7 @@ public sealed class Executor : IDisposable
         Plan = plan;
         Device = device;
         var graph = plan.Graph;
+        RefuseOverBudget(plan, device);
         _tensors = new Tensor[graph.Values.Count];
         try
         {
@@ -57,6 +58,18 @@ public sealed class Executor : IDisposable
         _nodeInputs = graph.Nodes.Select(n => n.Inputs.Select(v => _tensors[v.Id]).ToArray()).ToArray();
         foreach (var v in graph.Inputs) _inputs[v.Name] = _tensors[v.Id];
         foreach (var (name, v) in graph.Outputs) _outputs[name] = _tensors[v.Id];
+    }
+
+    /// <summary>The plan's bytes are known before anything runs: a plan over the device's budget never starts allocating.</summary>
+    private static void RefuseOverBudget(ExecutionPlan plan, Device device)
+    {
+        long bytes = plan.TotalDeviceBytes, budget = device.PlanBudgetBytes;
+        if (bytes <= budget) return;
+        string inputs = string.Join(", ", plan.Graph.Inputs.Select(v => $"'{v.Name}' {v.Shape}"));
+        string note = device is CpuDevice cpu
+            ? $"{cpu.MemoryFraction:0.##} of {DeviceOutOfMemoryException.FormatBytes(cpu.MemoryBytes).Split(" (")[0]} of memory; {CpuDevice.MemoryFractionVariable} sets the fraction"
+            : $"the memory of {device.Name}";
+        throw new PlanTooLargeException(device.Name, bytes, budget, inputs, note);
     }
 
     public ExecutionPlan Plan { get; }

@@ -193,8 +193,39 @@ public sealed class SafetensorsFile : IDisposable
         throw new SafetensorsException(Path, name, $"dtype {e.DTypeTag} cannot be loaded as an engine tensor (supported: F32, F16, BF16, I8, U8, I32, T2); use ReadBytes");
     }
 
-    /// <summary>Reads elements [first, first + dst.Length) of a float tensor, converting to float.</summary>
+    /// <summary>
+    /// Reads elements [first, first + dst.Length) of a float tensor, converting to float, and rejects NaN and
+    /// infinity: a non-finite weight or statistic only ever turns outputs into NaN (or invalid JSON) far from its
+    /// cause, so it fails here, naming the tensor and the element.
+    /// </summary>
     private void ReadFloats(SafetensorsEntry e, long first, Span<float> dst)
+    {
+        ReadFloatsUnchecked(e, first, dst);
+        if (FirstNonFinite(dst) is int i and >= 0)
+            throw new SafetensorsException(Path, e.Name, $"element {first + i} of {e.Elements} is {dst[i]}; weights and statistics must be finite");
+    }
+
+    /// <summary>The index of the first NaN or infinity, or -1: exponent bits all ones, eight lanes at a time.</summary>
+    internal static int FirstNonFinite(ReadOnlySpan<float> values)
+    {
+        var bits = MemoryMarshal.Cast<float, uint>(values);
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            var exponent = new System.Numerics.Vector<uint>(0x7F80_0000u);
+            int width = System.Numerics.Vector<uint>.Count;
+            for (; i + width <= bits.Length; i += width)
+            {
+                var v = new System.Numerics.Vector<uint>(bits[i..]) & exponent;
+                if (System.Numerics.Vector.EqualsAny(v, exponent)) break;
+            }
+        }
+        for (; i < bits.Length; i++)
+            if ((bits[i] & 0x7F80_0000u) == 0x7F80_0000u) return i;
+        return -1;
+    }
+
+    private void ReadFloatsUnchecked(SafetensorsEntry e, long first, Span<float> dst)
     {
         long at = DataStart + e.Offset + first * e.ElementSize;
         if (e.DTypeTag == "F32")

@@ -10,6 +10,19 @@ namespace GpuAnomaly.Models.Anomaly;
 /// </summary>
 public sealed record MinMaxNormalization(float Threshold, float Min, float Max)
 {
+    /// <summary>
+    /// {min, max, threshold} of a model config, or null while unfitted. Each must be a finite float32 with
+    /// min <= max: an infinite bound makes every normalized score NaN.
+    /// </summary>
+    public static MinMaxNormalization? FromJson(System.Text.Json.Nodes.JsonNode? node, string name)
+    {
+        if (node is null || node["threshold"] is null || node["min"] is null || node["max"] is null) return null;
+        float threshold = (float)node["threshold"]!, min = (float)node["min"]!, max = (float)node["max"]!;
+        if (!float.IsFinite(threshold) || !float.IsFinite(min) || !float.IsFinite(max) || !(min <= max))
+            throw new FormatException($"{name} {{min {min}, max {max}, threshold {threshold}}}: expected finite float32 numbers with min <= max");
+        return new MinMaxNormalization(threshold, min, max);
+    }
+
     public float Normalize(float raw)
     {
         float range = Max - Min;

@@ -160,17 +160,11 @@ public sealed record MemoryBankConfig(
             if (!(pos >= 0) || !double.IsFinite(pos)) throw new FormatException($"position_weight {pos}: expected a finite number >= 0");
             return new MemoryBankConfig(channels, size[0], size[1], features, (bool?)r["locally_aware"] ?? true, pos,
                 ParseAggregation((string?)r["image_score_from"] ?? "max_reweighted"), b, sigma, r["coreset"]?.AsObject(),
-                Normalization(r["image_score"]), Normalization(r["pixel_score"]), (int?)r["normal_class"], (string?)r["fitted_on"]);
+                MinMaxNormalization.FromJson(r["image_score"], "image_score"), MinMaxNormalization.FromJson(r["pixel_score"], "pixel_score"), (int?)r["normal_class"], (string?)r["fitted_on"]);
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NullReferenceException or ArgumentException)
         {
             throw new SafetensorsException(path, null, $"__metadata__ 'config' is not a valid memory_bank config: {e.Message}");
         }
-    }
-
-    private static MinMaxNormalization? Normalization(JsonNode? node)
-    {
-        if (node is null || node["threshold"] is null || node["min"] is null || node["max"] is null) return null;
-        return new MinMaxNormalization((float)node["threshold"]!, (float)node["min"]!, (float)node["max"]!);
     }
 }

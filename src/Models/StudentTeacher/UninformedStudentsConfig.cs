@@ -37,18 +37,19 @@ public sealed record UninformedStudentsConfig(
             var size = r["input_size"]!.AsArray().Select(n => (int)n!).ToArray();
             int students = (int)r["students"]!;
             if (scales.Length == 0 || scales.Distinct().Count() != scales.Length) throw new FormatException("scales must be a non-empty list of distinct patch sizes");
-            if (size.Length != 2 || size[0] < 1 || size[1] < 1) throw new FormatException("input_size must be [H, W]");
-            if (students < 1) throw new FormatException("students must be >= 1");
+            int channels = (int)r["in_channels"]!;
+            if (size.Length != 2 || size[0] < 1 || size[1] < 1 || size[0] > 8192 || size[1] > 8192) throw new FormatException("input_size must be [H, W], each 1..8192");
+            if (channels is not (1 or 3)) throw new FormatException($"in_channels {channels}: expected 1 or 3");
+            if (students < 1 || students > 64) throw new FormatException($"students {students}: expected 1..64");
             var validation = new Dictionary<int, ValidationStats>();
             foreach (int p in scales)
             {
                 var v = r["validation"]?[p.ToString()] ?? throw new FormatException($"validation statistics for scale {p} are missing");
-                var s = new ValidationStats((double)v["e_mean"]!, (double)v["e_std"]!, (double)v["v_mean"]!, (double)v["v_std"]!);
-                if (!(s.EStd > 0) || !(s.VStd > 0)) throw new FormatException($"scale {p}: e_std and v_std must be positive");
+                var s = new ValidationStats(Mean(v, "e_mean", p), Std(v, "e_std", p), Mean(v, "v_mean", p), Std(v, "v_std", p));
                 validation[p] = s;
             }
-            return new UninformedStudentsConfig(scales, (int)r["in_channels"]!, size[0], size[1], students, validation,
-                Normalization(r["image_score"]), Normalization(r["pixel_score"]), (int?)r["normal_class"]);
+            return new UninformedStudentsConfig(scales, channels, size[0], size[1], students, validation,
+                MinMaxNormalization.FromJson(r["image_score"], "image_score"), MinMaxNormalization.FromJson(r["pixel_score"], "pixel_score"), (int?)r["normal_class"]);
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NullReferenceException or ArgumentException)
         {
@@ -56,10 +57,20 @@ public sealed record UninformedStudentsConfig(
         }
     }
 
-    /// <summary>{min, max, threshold} with numbers, or null while unfitted.</summary>
-    private static MinMaxNormalization? Normalization(JsonNode? node)
+    /// <summary>The scoring kernel computes in float32: a mean must be a finite float32.</summary>
+    private static double Mean(JsonNode v, string name, int scale)
     {
-        if (node is null || node["threshold"] is null || node["min"] is null || node["max"] is null) return null;
-        return new MinMaxNormalization((float)node["threshold"]!, (float)node["min"]!, (float)node["max"]!);
+        double x = (double)v[name]!;
+        return float.IsFinite((float)x) ? x : throw new FormatException($"scale {scale}: {name} {x} is not a finite float32 number");
+    }
+
+    /// <summary>
+    /// A standard deviation divides float32 errors: below 1e-20 or above 1e20 the normalized score overflows or
+    /// loses every digit (and 1e39 is infinity in float32), so such statistics are refused here, naming them.
+    /// </summary>
+    private static double Std(JsonNode v, string name, int scale)
+    {
+        double x = (double)v[name]!;
+        return x is >= 1e-20 and <= 1e20 ? x : throw new FormatException($"scale {scale}: {name} {x}: expected a number in [1e-20, 1e20]");
     }
 }

@@ -43,6 +43,12 @@ public sealed record WindowVitConfig(int InChannels, int Height, int Width, int 
                 (int)r["heads"]!, (int)r["mlp_ratio"]!, blocks, (int)r["num_classes"]!,
                 r["classes"]?.AsArray().Select(n => (int)n!).ToArray() ?? [], (float)r["mean"]!, (float)r["std"]!,
                 (float?)r["layer_norm_eps"] ?? 1e-5f);
+            if (c.InChannels is not (1 or 3)) throw new FormatException($"in_channels {c.InChannels}: expected 1 or 3");
+            if (size.Length != 2 || size[0] < 1 || size[1] < 1 || size[0] > 8192 || size[1] > 8192) throw new FormatException("image_size must be [H, W], each 1..8192");
+            if (c.EmbedDim < 1 || c.MlpRatio < 1 || c.NumClasses < 1) throw new FormatException($"embed_dim {c.EmbedDim}, mlp_ratio {c.MlpRatio} and num_classes {c.NumClasses} must be >= 1");
+            if (blocks.Any(b => b.Kind == "window" ? b.WindowSize < 1 || b.Shift < 0 : b.Sparsity < 1)) throw new FormatException("window_size and sparsity must be >= 1, shift >= 0");
+            if (!float.IsFinite(c.Mean) || !float.IsFinite(c.Std) || !(c.LayerNormEps > 0) || !float.IsFinite(c.LayerNormEps))
+                throw new FormatException($"mean {c.Mean}, std {c.Std} and layer_norm_eps {c.LayerNormEps} must be finite (std and eps positive)");
             if (size.Length != 2 || c.PatchSize < 1 || c.Height % c.PatchSize != 0 || c.Width % c.PatchSize != 0)
                 throw new FormatException($"image_size {string.Join("x", size)} is not a multiple of patch_size {c.PatchSize}");
             if (c.Heads < 1 || c.EmbedDim % c.Heads != 0) throw new FormatException($"embed_dim {c.EmbedDim} is not a multiple of heads {c.Heads}");
