@@ -31,9 +31,10 @@ internal static class PredictCommand
         var cmd = new Command("predict", "Score images: one JSON line each (score, label, boxes) and a heat-map PNG.") { inputs, model, device, outDir, batch };
         cmd.SetAction(r =>
         {
-            int failed = 0, done = 0;
+            int failed = 0, done = 0, skipped = 0;
+            // Entries the walk passes over (link loops, FIFOs, broken links) are not bad images: a warning, exit 0.
             var files = ImageWalk.Files(r.GetValue(inputs) is { Length: > 0 } given ? given : [SampleImages],
-                skip => { output.Error.WriteLine($"error: {GpuAnomalyCli.OneLine(skip)}"); failed++; });
+                skip => { output.Error.WriteLine($"warning: {GpuAnomalyCli.OneLine(skip)}"); skipped++; });
             if (files.Count == 0) throw new ImageDecodeException(string.Join(", ", r.GetValue(inputs) ?? []), "no PNG, JPEG or BMP images found");
             int batchSize = r.GetValue(batch);
             string outPath = r.GetValue(outDir)!;
@@ -83,7 +84,7 @@ internal static class PredictCommand
                 AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }).Progress()
                     .Start(ctx => { var task = ctx.AddTask("scoring", maxValue: files.Count); Score(n => task.Increment(n)); });
             else Score(_ => { });
-            output.Error.WriteLine($"{done} images scored on {dev.Name}, {failed} skipped; heat maps in {outPath}");
+            output.Error.WriteLine($"{done} images scored on {dev.Name}, {failed} failed, {skipped} skipped; heat maps in {outPath}");
             return failed == 0 ? 0 : GpuAnomalyCli.ExitBadInput;
         });
         return cmd;

@@ -5,7 +5,8 @@ namespace GpuAnomaly.Cli.Images;
 /// <summary>
 /// The image files of a command's inputs: files as given, folders walked recursively in ordinal order. Links to
 /// folders are followed once: a folder whose real path was already walked (a link loop, or a second link to the
-/// same folder) is skipped with a message, so a loop cannot hang the walk or list the same image twice. Entries
+/// same folder) is skipped with a message, so a loop cannot hang the walk or list the same image twice; a link to an
+/// image file already listed is skipped the same way (each image is scored once, under its first path). Entries
 /// that are empty or not regular files (FIFOs, sockets, devices: their size is 0) are skipped with a message, since
 /// opening a FIFO blocks until someone writes to it.
 /// </summary>
@@ -18,10 +19,11 @@ public static class ImageWalk
     {
         var files = new List<string>();
         var walked = new HashSet<string>(StringComparer.Ordinal);
+        var listed = new HashSet<string>(StringComparer.Ordinal);
         foreach (string input in inputs)
         {
-            if (Directory.Exists(input)) Walk(input, 0, files, walked, onSkip);
-            else files.Add(input); // a missing or undecodable file is reported when it is read
+            if (Directory.Exists(input)) Walk(input, 0, files, walked, listed, onSkip);
+            else files.Add(input); // as given, even twice: a missing or undecodable file is reported when it is read
         }
         return files;
     }
@@ -29,7 +31,7 @@ public static class ImageWalk
     /// <summary>The image files under one folder (the same rules).</summary>
     public static List<string> Folder(string folder, Action<string> onSkip) => Files([folder], onSkip);
 
-    private static void Walk(string dir, int depth, List<string> files, HashSet<string> walked, Action<string> onSkip)
+    private static void Walk(string dir, int depth, List<string> files, HashSet<string> walked, HashSet<string> listed, Action<string> onSkip)
     {
         if (!walked.Add(RealPath(dir)))
         {
@@ -51,15 +53,16 @@ public static class ImageWalk
         foreach (var entry in entries.OrderBy(e => e.Name, StringComparer.Ordinal))
         {
             string path = Path.Combine(dir, entry.Name);
-            if (Directory.Exists(path)) Walk(path, depth + 1, files, walked, onSkip); // Exists follows links
+            if (Directory.Exists(path)) Walk(path, depth + 1, files, walked, listed, onSkip); // Exists follows links
             else if (!ImageFile.IsImage(path)) continue;
             else if (!File.Exists(path)) onSkip($"{path}: a broken link; skipped");
             else if (new FileInfo(path).Length == 0) onSkip($"{path}: empty, or not a regular file (a FIFO, socket or device); skipped");
+            else if (!listed.Add(RealPath(path))) onSkip($"{path}: a link to an image already listed; skipped");
             else files.Add(path);
         }
     }
 
-    /// <summary>The folder's path with every link resolved (POSIX realpath), or its full path where that is unavailable.</summary>
+    /// <summary>The path with every link resolved (POSIX realpath), or its full path where that is unavailable.</summary>
     private static string RealPath(string dir)
     {
         if (!OperatingSystem.IsWindows())
@@ -71,7 +74,7 @@ public static class ImageWalk
                 finally { Free(p); }
             }
         }
-        var info = new DirectoryInfo(Path.GetFullPath(dir));
+        var info = new FileInfo(Path.GetFullPath(dir));
         return info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? info.FullName;
     }
 

@@ -60,7 +60,7 @@ public sealed record UninformedStudentsConfig(
     /// <summary>The scoring kernel computes in float32: a mean must be a finite float32.</summary>
     private static double Mean(JsonNode v, string name, int scale)
     {
-        double x = (double)v[name]!;
+        double x = Number(v, name, scale);
         return float.IsFinite((float)x) ? x : throw new FormatException($"scale {scale}: {name} {x} is not a finite float32 number");
     }
 
@@ -70,7 +70,13 @@ public sealed record UninformedStudentsConfig(
     /// </summary>
     private static double Std(JsonNode v, string name, int scale)
     {
-        double x = (double)v[name]!;
+        double x = Number(v, name, scale);
         return x is >= 1e-20 and <= 1e20 ? x : throw new FormatException($"scale {scale}: {name} {x}: expected a number in [1e-20, 1e20]");
     }
+
+    /// <summary>A JSON number (a string such as "NaN" or a missing key is refused naming the key, not cast).</summary>
+    private static double Number(JsonNode v, string name, int scale) =>
+        v[name] is JsonValue n && n.GetValueKind() == JsonValueKind.Number
+            ? n.GetValue<double>()
+            : throw new FormatException($"scale {scale}: {name} must be a JSON number, got {v[name]?.ToJsonString() ?? "nothing"}");
 }
