@@ -10,7 +10,8 @@ namespace GpuAnomaly.Cli.Commands;
 /// <summary>
 /// `gpuanomaly predict [IMAGES or DIRS]`: the main job. Scores images with an anomaly model (memory_bank or uninformed_students)
 /// (the bundled default when none is given, on the bundled sample images when no image is given), prints
-/// one JSON line per image and writes a heat-map overlay PNG per image. Undecodable images are reported
+/// one JSON line per image and writes a heat-map panel PNG per image (input | overlay | mask | colour bar, see
+/// <see cref="HeatMapPanel"/>); with --report, one HTML page of the whole run (<see cref="PredictReport"/>). Undecodable images are reported
 /// and skipped; the exit code is then 2, after every other image has been processed.
 /// </summary>
 internal static class PredictCommand
@@ -26,9 +27,11 @@ internal static class PredictCommand
         var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders (default: the bundled sample images)", Arity = ArgumentArity.ZeroOrMore }.NotAnOption();
         var model = new Option<string>("--model", "-m") { Description = "A model file (memory_bank or uninformed_students)", DefaultValueFactory = _ => DefaultModel };
         var device = CommonOptions.Device();
-        var outDir = new Option<string>("--out", "-o") { Description = "Folder for the heat-map PNGs", DefaultValueFactory = _ => "gpuanomaly-out" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Folder for the heat-map panels", DefaultValueFactory = _ => "gpuanomaly-out" };
+        // Zero or one value: a bare --report takes the next word as its path when one follows, so write it last or as --report=PATH.
+        var report = new Option<string?>("--report") { Description = "Also write an HTML page of the run (default path: OUT/report.html)", Arity = ArgumentArity.ZeroOrOne };
         var batch = CommonOptions.Batch(16);
-        var cmd = new Command("predict", "Score images: one JSON line each (score, label, boxes) and a heat-map PNG.") { inputs, model, device, outDir, batch };
+        var cmd = new Command("predict", "Score images: one JSON line each (score, label, boxes) and a heat-map panel PNG.") { inputs, model, device, outDir, report, batch };
         cmd.SetAction(r =>
         {
             int failed = 0, done = 0, skipped = 0;
@@ -40,6 +43,9 @@ internal static class PredictCommand
             string outPath = r.GetValue(outDir)!;
             var heatMaps = OutputNames.Map(files, outPath, "_heatmap.png");
             Directory.CreateDirectory(outPath);
+            string? reportPath = r.GetResult(report) is null ? null
+                : r.GetValue(report) is { Length: > 0 } named ? named : Path.Combine(outPath, "report.html");
+            var rows = new List<ReportRow>();
 
             using var dev = Device.Open(r.GetValue(device)!);
             using var st = AnomalyModel.Load(r.GetValue(model)!, dev, Math.Min(batchSize, files.Count));
@@ -54,6 +60,8 @@ internal static class PredictCommand
                 {
                     var line = new Dictionary<string, object?> { ["path"] = s.Path };
                     float[] heat;
+                    float? predScore = null;
+                    string? label = null;
                     if (post is not null)
                     {
                         var res = post.Process(s.Map, w, h, s.RawScore);
@@ -62,6 +70,8 @@ internal static class PredictCommand
                         line["raw_score"] = s.RawScore;
                         line["boxes"] = res.Boxes.Select(x => new[] { x.X0, x.Y0, x.X1, x.Y1 }).ToArray();
                         heat = res.AnomalyMap;
+                        predScore = res.PredScore;
+                        label = res.PredLabel ? "anomalous" : "normal";
                     }
                     else
                     {
@@ -73,8 +83,10 @@ internal static class PredictCommand
                     string png = heatMaps[s.Path];
                     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(png))!);
                     var pixels = ImageFile.ToTensor(s.Image, h, w).Select(v => (byte)Math.Clamp(MathF.Round(v * 255f), 0, 255)).ToArray();
-                    ImageFile.WritePng(png, HeatMap.Overlay(heat, pixels, w, h, c), w, h);
+                    var panel = HeatMapPanel.Compose(heat, pixels, w, h, c);
+                    ImageFile.WritePng(png, panel.Rgb, panel.Width, panel.Height);
                     line["heatmap"] = png;
+                    rows.Add(new ReportRow(s.Path, png, s.RawScore, predScore, label));
                     output.Out.WriteLine(JsonSerializer.Serialize(line));
                     done++;
                 }
@@ -84,6 +96,12 @@ internal static class PredictCommand
                 AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }).Progress()
                     .Start(ctx => { var task = ctx.AddTask("scoring", maxValue: files.Count); Score(n => task.Increment(n)); });
             else Score(_ => { });
+            if (reportPath is not null)
+            {
+                string modelPath = r.GetValue(model)!;
+                PredictReport.Write(reportPath, rows, $"{Path.GetFileName(modelPath)} ({st.Architecture})", dev.Name, post?.Image.Threshold);
+                output.Error.WriteLine($"report: {reportPath}");
+            }
             output.Error.WriteLine($"{done} images scored on {dev.Name}, {failed} failed, {skipped} skipped; heat maps in {outPath}");
             return failed == 0 ? 0 : GpuAnomalyCli.ExitBadInput;
         });
