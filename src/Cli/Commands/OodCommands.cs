@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using GpuAnomaly.Cli.Images;
 using GpuAnomaly.Engine;
+using GpuAnomaly.Models;
 using GpuAnomaly.Models.Metrics;
 using GpuAnomaly.Models.Ood;
 using GpuAnomaly.Models.WindowVit;
@@ -17,7 +18,7 @@ namespace GpuAnomaly.Cli.Commands;
 /// </summary>
 internal static class OodCommands
 {
-    public static string DefaultModel => Path.Combine(AppContext.BaseDirectory, "models", "window_vit_fmnist.safetensors");
+    public static string DefaultModel => BundledModels.PathOf(BundledModels.WindowVitFashionMnist);
 
     public static Command FitOod(CliOutput output)
     {

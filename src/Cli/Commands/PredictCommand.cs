@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using GpuAnomaly.Cli.Images;
 using GpuAnomaly.Engine;
+using GpuAnomaly.Models;
 using GpuAnomaly.Models.Anomaly;
 using Spectre.Console;
 
@@ -17,9 +18,9 @@ namespace GpuAnomaly.Cli.Commands;
 internal static class PredictCommand
 {
     /// <summary>The bundled memory-bank model (Fashion-MNIST Trouser normal; image AUROC 98.8 against 87.1 of the Uninformed Students model it replaced).</summary>
-    public static string DefaultModel => Path.Combine(AppContext.BaseDirectory, "models", "memory_bank_default.safetensors");
+    public static string DefaultModel => BundledModels.PathOf(BundledModels.MemoryBankDefault);
     /// <summary>The bundled Uninformed Students model: its teacher gives `teacher:SCALE` memory-bank features.</summary>
-    public static string StudentTeacherModel => Path.Combine(AppContext.BaseDirectory, "models", "uninformed_students_default.safetensors");
+    public static string StudentTeacherModel => BundledModels.PathOf(BundledModels.UninformedStudentsDefault);
     public static string SampleImages => Path.Combine(AppContext.BaseDirectory, "samples");
 
     public static Command Create(CliOutput output)
