@@ -39,6 +39,24 @@ public sealed class CpuDevice : Device
 
     public override long PlanBudgetBytes => (long)(MemoryBytes * MemoryFraction);
 
+    /// <summary>
+    /// The convolutions' scratch (the largest layer's: the per-thread buffers are kept and reused) plus the packed
+    /// copy of every constant conv weight (kept per device), so that the budget check sees what the run will take.
+    /// </summary>
+    public override long WorkspaceBytes(ExecutionPlan plan)
+    {
+        long packed = 0, scratch = 0;
+        foreach (var node in plan.Order)
+        {
+            if (node.Op is not Conv2dOp conv) continue;
+            var p = conv.Params(node.Inputs[0].Shape, node.Inputs[1].Shape, node.Inputs.Count == 3 ? node.Inputs[2].Shape : null);
+            bool constant = node.Inputs[1].Kind == ValueKind.Constant;
+            if (constant) packed += Conv2dCpu.PackedWeightBytes(p);
+            scratch = Math.Max(scratch, Conv2dCpu.WorkspaceBytes(p, weightsPacked: constant, Environment.ProcessorCount));
+        }
+        return packed + scratch;
+    }
+
     private static double MemoryFractionFromEnvironment()
     {
         string? text = Environment.GetEnvironmentVariable(MemoryFractionVariable);

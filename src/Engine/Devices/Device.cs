@@ -28,6 +28,11 @@ public abstract class Device : IDisposable
     /// allocation that "fits" the address space only fails once the machine swaps or the OOM killer steps in.
     /// </summary>
     public virtual long PlanBudgetBytes => MemoryBytes;
+    /// <summary>
+    /// What running <paramref name="plan"/> takes on this device beyond its buffers (<see cref="ExecutionPlan.TotalDeviceBytes"/>):
+    /// kernel scratch and weight copies the device keeps. Counted against <see cref="PlanBudgetBytes"/> too.
+    /// </summary>
+    public virtual long WorkspaceBytes(ExecutionPlan plan) => 0;
     public abstract int Multiprocessors { get; }
     public abstract int WarpSize { get; }
 

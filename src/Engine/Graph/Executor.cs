@@ -60,10 +60,10 @@ public sealed class Executor : IDisposable
         foreach (var (name, v) in graph.Outputs) _outputs[name] = _tensors[v.Id];
     }
 
-    /// <summary>The plan's bytes are known before anything runs: a plan over the device's budget never starts allocating.</summary>
+    /// <summary>The plan's bytes (and the device's scratch for it) are known before anything runs: a plan over the device's budget never starts allocating.</summary>
     private static void RefuseOverBudget(ExecutionPlan plan, Device device)
     {
-        long bytes = plan.TotalDeviceBytes, budget = device.PlanBudgetBytes;
+        long bytes = plan.TotalDeviceBytes + device.WorkspaceBytes(plan), budget = device.PlanBudgetBytes;
         if (bytes <= budget) return;
         string inputs = string.Join(", ", plan.Graph.Inputs.Select(v => $"'{v.Name}' {v.Shape}"));
         string note = device is CpuDevice cpu

@@ -72,6 +72,40 @@ public static unsafe class Conv2dCpu
         return packed;
     }
 
+    /// <summary>
+    /// The scratch memory a call takes beyond x, w and y, in bytes, summed over <paramref name="threads"/> workers:
+    /// the per-thread buffers of <see cref="Workspace"/> (kept after the call, so a plan's scratch is the largest
+    /// layer's, not the sum). A padded-input layer copies a whole image (or a chunk of them) twice, as much as its
+    /// input and output: at 1500x1500 and 128 channels that is 2.3 GB no activation buffer accounts for.
+    /// </summary>
+    public static long WorkspaceBytes(in Conv2dParams p, bool weightsPacked, int threads)
+    {
+        const long Align = 16; // the 64-byte alignment slack of every Workspace buffer, in floats
+        bool use512 = Sgemm.Use512;
+        long floats;
+        if (p.CInPerGroup == 1)
+            floats = threads * ((long)(p.H + p.PadTop + p.PadBottom) * (p.W + p.PadLeft + p.PadRight) + Align);
+        else
+        {
+            floats = weightsPacked ? 0 : PackedFloats(p, use512) + Align;
+            if (UsesPaddedInput(p))
+            {
+                int hp = p.H + p.PadTop + p.PadBottom, wp = p.W + p.PadLeft + p.PadRight;
+                long ps = ((long)hp * wp + 15) / 16 * 16 + 16; // PaddedGemm's plane stride, at its largest
+                long imageStride = p.CIn * ps, wideImage = (long)p.COut * p.OutH * wp;
+                long chunk = Math.Clamp(PaddedChunkFloats / Math.Max(imageStride, wideImage), 1, p.N);
+                floats += chunk * imageStride + 64 + (long)(p.KW - 1) * p.DilW + chunk * wideImage + 2 * Align;
+                if (!weightsPacked) floats += (long)p.COutPerGroup * p.CInPerGroup * p.KH * p.KW + Align; // tap-major copy
+            }
+            floats += threads * Sgemm.PackedBBlockFloats(use512);
+        }
+        return floats * sizeof(float);
+    }
+
+    /// <summary>The bytes of <see cref="PackWeights"/>'s result: a second copy of the weights, kept by the device.</summary>
+    public static long PackedWeightBytes(in Conv2dParams p) =>
+        (p.CInPerGroup == 1 ? p.WeightElements : PackedFloats(p, Sgemm.Use512)) * sizeof(float);
+
     private static void Check(in Conv2dParams p, ReadOnlySpan<float> x, long wLength, ReadOnlySpan<float> bias, Span<float> y)
     {
         p.Validate();

@@ -103,6 +103,8 @@ public static unsafe class Sgemm
 
     internal static int KBlock(int k) => (k + (k + KcMax - 1) / KcMax - 1) / ((k + KcMax - 1) / KcMax);
 
+    /// <summary>The most one worker's packed B block takes (<see cref="Workspace.B"/>): KC x NC floats, NC rounded up to a panel, plus alignment.</summary>
+    internal static long PackedBBlockFloats(bool use512) => (long)KcMax * ((NcMax + Nr(use512) - 1) / Nr(use512) * Nr(use512)) + 16;
     internal static long PackedASize(int m, int k, bool use512) => (long)(m + Mr(use512) - 1) / Mr(use512) * Mr(use512) * k;
 
     /// <summary>
