@@ -47,7 +47,9 @@ public class ConcurrentUseTests
         using var exec = new Executor(g.Build(), device);
         float[] mine = [1, 2, 3, 4], theirs = [9, 9, 9, 9];
 
-        var first = Task.Run(() => exec.RunToHost(("x", mine))["y"]);
+        float[]? firstResult = null;
+        var first = new Thread(() => firstResult = exec.RunToHost(("x", mine))["y"]);
+        first.Start();
         Assert.True(gate.Entered.Wait(TimeSpan.FromSeconds(30)));
         var e = Assert.Throws<ConcurrentUseException>(() => exec.RunToHost(("x", theirs)));
         Assert.Contains("not thread-safe", e.Message);
@@ -56,7 +58,8 @@ public class ConcurrentUseTests
         Assert.Throws<ConcurrentUseException>(() => exec.SetInput("x", theirs));
         Assert.Throws<ConcurrentUseException>(() => exec.Run());
         gate.Release.Set();
-        Assert.Equal([2f, 4, 6, 8], first.Result);
+        Assert.True(first.Join(TimeSpan.FromSeconds(30)));
+        Assert.Equal([2f, 4, 6, 8], firstResult!);
 
         // Released after a run, and after a run that failed.
         Assert.Equal([18f, 18, 18, 18], exec.RunToHost(("x", theirs))["y"]);
@@ -74,9 +77,9 @@ public class ConcurrentUseTests
         {
             using (run.Enter()) { }
             // Still held by the outer entry after the nested one ends.
-            Assert.Throws<ConcurrentUseException>(() => Task.Run(() => run.Enter().Dispose()).GetAwaiter().GetResult());
+            Assert.IsType<ConcurrentUseException>(OnAnotherThread(() => run.Enter().Dispose()));
         }
-        Task.Run(() => run.Enter().Dispose()).GetAwaiter().GetResult();
+        Assert.Null(OnAnotherThread(() => run.Enter().Dispose()));
     }
 
     /// <summary>
@@ -99,7 +102,7 @@ public class ConcurrentUseTests
         while ((rejected == 0 || rounds < 20) && DateTime.UtcNow - started < TimeSpan.FromSeconds(60))
         {
             using var barrier = new Barrier(threads);
-            var tasks = Enumerable.Range(0, threads).Select(t => Task.Factory.StartNew(() =>
+            OnThreads(threads, t =>
             {
                 barrier.SignalAndWait();
                 try
@@ -110,8 +113,7 @@ public class ConcurrentUseTests
                     Interlocked.Increment(ref succeeded);
                 }
                 catch (ConcurrentUseException) { Interlocked.Increment(ref rejected); }
-            }, TaskCreationOptions.LongRunning)).ToArray();
-            Task.WaitAll(tasks);
+            });
             rounds++;
         }
         Assert.Empty(wrong);
@@ -138,7 +140,8 @@ public class ConcurrentUseTests
         }
         var parallel = new AnomalyMaps[inputs.Length];
         using var barrier = new Barrier(threads);
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        // Dedicated threads: a barrier inside Parallel.For could wait for a worker the pool never starts.
+        OnThreads(threads, t =>
         {
             using var mine = Load();
             barrier.SignalAndWait();
@@ -149,6 +152,33 @@ public class ConcurrentUseTests
             Assert.True(sequential[i].Map.AsSpan().SequenceEqual(parallel[i].Map), $"input {i}: map differs");
             Assert.True(sequential[i].ImageScores.AsSpan().SequenceEqual(parallel[i].ImageScores), $"input {i}: score {parallel[i].ImageScores[0]} vs {sequential[i].ImageScores[0]}");
         }
+    }
+
+    /// <summary>Runs body(0..n-1) on n new threads and joins them; rethrows the first failure.</summary>
+    private static void OnThreads(int n, Action<int> body)
+    {
+        var errors = new Exception?[n];
+        var threads = Enumerable.Range(0, n).Select(t => new Thread(() =>
+        {
+            try { body(t); }
+            catch (Exception e) { errors[t] = e; }
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        if (errors.FirstOrDefault(e => e is not null) is { } first) throw new AggregateException(first);
+    }
+
+    private static Exception? OnAnotherThread(Action body)
+    {
+        Exception? error = null;
+        var t = new Thread(() =>
+        {
+            try { body(); }
+            catch (Exception e) { error = e; }
+        });
+        t.Start();
+        t.Join();
+        return error;
     }
 
     /// <summary>Distinct images in [0, 1] (each input's answer differs, so a mixed-up result is visible).</summary>
