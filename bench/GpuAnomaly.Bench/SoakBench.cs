@@ -19,7 +19,7 @@ internal static class SoakBench
     private const double RssBoundBytes = 8 << 20;    // RSS max - min after the warm-up
     private const double WarmupFraction = 0.1;
 
-    private sealed record Sample(long Inferences, double Seconds, long LiveBytes, long HeapSizeBytes, long AllocatedBytes, long RssBytes);
+    private sealed record Sample(long Inferences, double Seconds, long LiveBytes, long HeapSizeBytes, long AllocatedBytes, long RssBytes, int PoolThreads);
 
     public static int Run(string[] args)
     {
@@ -48,7 +48,7 @@ internal static class SoakBench
                           (leak > 0 ? $", INJECTED LEAK {leak} bytes kept per inference" : ""));
         Console.WriteLine($"runtime {Environment.Version}, {Environment.ProcessorCount} logical cores (shared with other work: inferences/s is not a performance claim), " +
                           $"server GC {System.Runtime.GCSettings.IsServerGC}, started {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-        Console.WriteLine($"{"inferences",10} {"elapsed_s",9} {"inf/s",7} {"live_MiB",9} {"heap_MiB",9} {"alloc_B/inf",11} {"rss_MiB",8}");
+        Console.WriteLine($"{"inferences",10} {"elapsed_s",9} {"inf/s",7} {"live_MiB",9} {"heap_MiB",9} {"alloc_B/inf",11} {"rss_MiB",8} {"pool_threads",12}");
 
         var samples = new List<Sample> { Take(0, 0) };
         Print(samples[0], null);
@@ -75,14 +75,14 @@ internal static class SoakBench
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();
-        return new Sample(inferences, seconds, GC.GetTotalMemory(false), GC.GetGCMemoryInfo().HeapSizeBytes, GC.GetTotalAllocatedBytes(true), Rss());
+        return new Sample(inferences, seconds, GC.GetTotalMemory(false), GC.GetGCMemoryInfo().HeapSizeBytes, GC.GetTotalAllocatedBytes(true), Rss(), ThreadPool.ThreadCount);
     }
 
     private static void Print(Sample s, Sample? previous)
     {
         string rate = previous is null || s.Seconds <= previous.Seconds ? "" : $"{(s.Inferences - previous.Inferences) / (s.Seconds - previous.Seconds):F0}";
         string alloc = previous is null ? "" : $"{(s.AllocatedBytes - previous.AllocatedBytes) / (double)(s.Inferences - previous.Inferences):F0}";
-        Console.WriteLine($"{s.Inferences,10} {s.Seconds,9:F1} {rate,7} {Mib(s.LiveBytes),9:F3} {Mib(s.HeapSizeBytes),9:F3} {alloc,11} {Mib(s.RssBytes),8:F1}");
+        Console.WriteLine($"{s.Inferences,10} {s.Seconds,9:F1} {rate,7} {Mib(s.LiveBytes),9:F3} {Mib(s.HeapSizeBytes),9:F3} {alloc,11} {Mib(s.RssBytes),8:F1} {s.PoolThreads,12}");
     }
 
     private static int Verdict(List<Sample> samples, int n, int mismatches)
@@ -98,8 +98,12 @@ internal static class SoakBench
         Console.WriteLine($"{"",16} {"live_MiB",9} {"heap_MiB",9} {"rss_MiB",8}");
         foreach (var (name, s) in new[] { ("start", first), ($"after warm-up ({warm.Inferences})", warm), ("end", last) })
             Console.WriteLine($"{name,-16} {Mib(s.LiveBytes),9:F3} {Mib(s.HeapSizeBytes),9:F3} {Mib(s.RssBytes),8:F1}");
+        // The cpu kernels keep per-thread packing buffers (Workspace, pinned): the live heap steps up and down as the
+        // thread pool adds and retires workers, bounded by the number of threads, so the thread count is printed beside it.
+        Console.WriteLine($"after warm-up: live heap {Mib(after.Min(s => s.LiveBytes)):F3} to {Mib(after.Max(s => s.LiveBytes)):F3} MiB, " +
+                          $"RSS {Mib(after.Min(s => s.RssBytes)):F1} to {Mib(after.Max(s => s.RssBytes)):F1} MiB, thread-pool threads {after.Min(s => s.PoolThreads)} to {after.Max(s => s.PoolThreads)}");
         Console.WriteLine($"inferences/s overall: {last.Inferences / last.Seconds:F0} ({last.Seconds:F0} s, sampling included)");
-        Console.WriteLine($"allocated per inference after warm-up: {allocPerInference:F0} bytes (all collected: gen0 garbage)");
+        Console.WriteLine($"allocated per inference after warm-up: {allocPerInference:F0} bytes (garbage and kept alike: the live heap says what stayed)");
         Console.WriteLine($"score mismatches against the first run of each image: {mismatches}");
         Console.WriteLine($"live-heap slope after warm-up: {slope:F3} bytes/inference = {per100k / (1 << 20):F3} MiB per 100k inferences " +
                           $"(bound < {SlopeBoundBytes / (1 << 20):F0} MiB per 100k): {(heapOk ? "ok" : "GROWING")}");
