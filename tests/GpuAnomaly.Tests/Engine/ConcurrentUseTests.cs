@@ -154,6 +154,29 @@ public class ConcurrentUseTests
         }
     }
 
+    /// <summary>The pattern docs/ROBUSTNESS.md shows, as written there: one model per Parallel.For partition (localInit).</summary>
+    [Fact]
+    public void DocumentedPattern_OneModelPerPartition_MatchesSequentialScores()
+    {
+        string path = Models[0];
+        using var device = Device.Open("cpu");
+        float[][] images;
+        float[] expected;
+        using (var one = AnomalyModel.Load(path, device, batch: 1))
+        {
+            images = Inputs(one.InputShape, 16, 3);
+            expected = images.Select(x => one.Score(x).ImageScores[0]).ToArray();
+        }
+
+        var scores = new float[images.Length];
+        Parallel.For(0, images.Length,
+            localInit: () => AnomalyModel.Load(path, device, batch: 1),   // one model per worker
+            body: (i, _, model) => { scores[i] = model.Score(images[i]).ImageScores[0]; return model; },
+            localFinally: model => model.Dispose());
+
+        Assert.Equal(expected, scores);
+    }
+
     /// <summary>Runs body(0..n-1) on n new threads and joins them; rethrows the first failure.</summary>
     private static void OnThreads(int n, Action<int> body)
     {
