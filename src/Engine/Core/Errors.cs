@@ -74,3 +74,14 @@ public sealed class DeviceUnavailableException : GpuAnomalyException
 {
     public DeviceUnavailableException(string message) : base(message) { }
 }
+
+/// <summary>
+/// A second thread called Run or Score on a model (or executor) that another thread is running: instances reuse their
+/// buffers between runs, so they are not thread-safe. Raised instead of returning numbers mixed from two inputs.
+/// </summary>
+public sealed class ConcurrentUseException(string model)
+    : GpuAnomalyException($"model {model} is already running on another thread: a model instance is not thread-safe; " +
+                          "create one instance per thread (see docs/ROBUSTNESS.md)")
+{
+    public string Model { get; } = model;
+}

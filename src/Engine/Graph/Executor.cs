@@ -9,7 +9,8 @@ public sealed class GraphInputException(string input, string message) : GpuAnoma
 /// <summary>
 /// Runs a planned graph on one device. The constructor uploads the constants and allocates
 /// the activation arena and the input and output buffers; runs then allocate no device memory.
-/// Not thread-safe: one run at a time.
+/// Not thread-safe: one run at a time; a second thread that calls SetInput, Run or RunToHost while one runs gets a
+/// <see cref="ConcurrentUseException"/> (the runs share the planned buffers).
 /// </summary>
 public sealed class Executor : IDisposable
 {
@@ -19,6 +20,7 @@ public sealed class Executor : IDisposable
     private readonly Dictionary<string, Tensor> _inputs = [];
     private readonly Dictionary<string, Tensor> _outputs = [];
     private readonly HashSet<string> _inputsSet = [];
+    private readonly ExclusiveRun _exclusive = new("executor");
     private bool _disposed;
 
     public Executor(Graph graph, Device device) : this(graph.Plan, device) { }
@@ -87,6 +89,7 @@ public sealed class Executor : IDisposable
     /// <summary>Copies one input's data to the device; the value is kept for later runs.</summary>
     public void SetInput(string name, ReadOnlySpan<float> data)
     {
+        using var run = _exclusive.Enter();
         CheckAlive();
         if (!_inputs.TryGetValue(name, out var t))
             throw new GraphInputException(name, $"unknown input '{name}' (the graph's inputs: {InputList()})");
@@ -99,6 +102,7 @@ public sealed class Executor : IDisposable
     /// <summary>Runs every node on the inputs set so far and waits for the device.</summary>
     public void Run()
     {
+        using var run = _exclusive.Enter();
         CheckAlive();
         if (_inputsSet.Count != _inputs.Count)
         {
@@ -115,6 +119,8 @@ public sealed class Executor : IDisposable
     public void Run(IReadOnlyDictionary<string, float[]> inputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
+        // Held across SetInput and Run: another thread's inputs must not land between ours and the run.
+        using var run = _exclusive.Enter();
         foreach (var name in inputs.Keys)
             if (!_inputs.ContainsKey(name))
                 throw new GraphInputException(name, $"unknown input '{name}' (the graph's inputs: {InputList()})");
@@ -131,6 +137,8 @@ public sealed class Executor : IDisposable
     /// <summary>Runs and downloads every output into new host arrays.</summary>
     public Dictionary<string, float[]> RunToHost(IReadOnlyDictionary<string, float[]> inputs)
     {
+        // Held until the outputs are downloaded: a run started by another thread would overwrite them.
+        using var run = _exclusive.Enter();
         Run(inputs);
         return _outputs.ToDictionary(o => o.Key, o => o.Value.ToArray());
     }

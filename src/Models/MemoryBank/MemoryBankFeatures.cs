@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using GpuAnomaly.Engine;
 using GpuAnomaly.Engine.Weights;
 using GpuAnomaly.Models.PatchNetworks;
@@ -17,6 +18,10 @@ public sealed class MemoryBankFeatures : IDisposable
 {
     private readonly Executor _executor;
     private readonly (int C, int H, int W)[] _maps;
+    // Each map's host copy, reused by every batch (a soak run showed the per-batch copies as most of the garbage).
+    private readonly string[] _outputNames;
+    private readonly float[][] _hostMaps;
+    private readonly ExclusiveRun _exclusive = new(MemoryBankConfig.Architecture + " features");
 
     public MemoryBankFeatures(MemoryBankConfig config, WeightLayers? teacherWeights, Device device, int batch)
     {
@@ -56,6 +61,8 @@ public sealed class MemoryBankFeatures : IDisposable
         GridW = _maps.Max(m => m.W);
         Dims = _maps.Sum(m => m.C) + (config.PositionWeight > 0 ? 2 : 0);
         _executor = new Executor(g.Build(), device);
+        _outputNames = [.. Enumerable.Range(0, _maps.Length).Select(i => $"features.{i}")];
+        _hostMaps = [.. _outputNames.Select(name => new float[_executor.Output(name).Elements])];
     }
 
     public MemoryBankConfig Config { get; }
@@ -71,7 +78,9 @@ public sealed class MemoryBankFeatures : IDisposable
     /// <summary>Tokens [B * T, D] of a batch [B, C, H, W] (row b * T + y * GridW + x).</summary>
     public float[] Extract(float[] images)
     {
-        var outputs = _executor.RunToHost(("image", images));
+        using var run = _exclusive.Enter();
+        _executor.SetInput("image", images);
+        _executor.Run();
         int b = InputShape[0], t = Tokens, d = Dims;
         var tokens = new float[(long)b * t * d];
         int at = 0;
@@ -79,7 +88,8 @@ public sealed class MemoryBankFeatures : IDisposable
         for (int i = 0; i < _maps.Length; i++)
         {
             var (c, h, w) = _maps[i];
-            var map = outputs[$"features.{i}"];
+            var map = _hostMaps[i];
+            Device.CopyToHost(_executor.Output(_outputNames[i]), MemoryMarshal.AsBytes(map.AsSpan()));
             for (int n = 0; n < b; n++)
                 for (int ch = 0; ch < c; ch++)
                 {

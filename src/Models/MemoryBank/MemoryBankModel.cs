@@ -19,6 +19,8 @@ public sealed class MemoryBankModel : IAnomalyModel
     private readonly float[] _bank;
     private readonly int[] _neighbors;
     private readonly Tensor _bankTensor, _norms, _queries, _distances, _indices;
+    // The query, distance and index buffers are reused by every batch: one Score at a time.
+    private readonly ExclusiveRun _exclusive = new(MemoryBankConfig.Architecture);
 
     private MemoryBankModel(MemoryBankConfig config, MemoryBankFeatures features, float[] bank, int[] neighbors, int rows)
     {
@@ -108,6 +110,7 @@ public sealed class MemoryBankModel : IAnomalyModel
     /// <summary>Patch scores [B, T] (L2 distance to the nearest bank row) and those rows, for a batch.</summary>
     public (float[] Scores, int[] Nearest, float[] Tokens) PatchScores(float[] images)
     {
+        using var run = _exclusive.Enter();
         var tokens = _features.Extract(images);
         var dev = Device;
         _queries.CopyFrom(tokens);
@@ -121,6 +124,7 @@ public sealed class MemoryBankModel : IAnomalyModel
 
     public AnomalyMaps Score(float[] images)
     {
+        using var run = _exclusive.Enter();
         var (scores, nearest, tokens) = PatchScores(images);
         int b = InputShape[0], t = _features.Tokens, d = Dims, h = Config.Height, w = Config.Width;
         int nbCount = _neighbors.Length / BankRows;

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace GpuAnomaly.Models.MemoryBank;
 
 /// <summary>
@@ -38,25 +40,36 @@ public static class PatchCoreScoring
     public static void GaussianBlur(Span<float> img, int h, int w, double sigma)
     {
         int r = (int)(4 * sigma + 0.5);
-        var k = new float[2 * r + 1];
-        double sum = 0;
-        for (int t = -r; t <= r; t++) sum += k[t + r] = (float)Math.Exp(-0.5 * t * t / (sigma * sigma));
-        for (int t = 0; t < k.Length; t++) k[t] = (float)(k[t] / sum);
-        var tmp = new float[img.Length];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-            {
-                float s = 0;
-                for (int t = -r; t <= r; t++) s += k[t + r] * img[y * w + Reflect(x + t, w)];
-                tmp[y * w + x] = s;
-            }
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-            {
-                float s = 0;
-                for (int t = -r; t <= r; t++) s += k[t + r] * tmp[Reflect(y + t, h) * w + x];
-                img[y * w + x] = s;
-            }
+        // Pooled scratch: the map is blurred once per image, and these arrays were an eighth of an inference's garbage.
+        var kArray = ArrayPool<float>.Shared.Rent(2 * r + 1);
+        var tmpArray = ArrayPool<float>.Shared.Rent(img.Length);
+        try
+        {
+            var k = kArray.AsSpan(0, 2 * r + 1);
+            var tmp = tmpArray.AsSpan(0, img.Length);
+            double sum = 0;
+            for (int t = -r; t <= r; t++) sum += k[t + r] = (float)Math.Exp(-0.5 * t * t / (sigma * sigma));
+            for (int t = 0; t < k.Length; t++) k[t] = (float)(k[t] / sum);
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    float s = 0;
+                    for (int t = -r; t <= r; t++) s += k[t + r] * img[y * w + Reflect(x + t, w)];
+                    tmp[y * w + x] = s;
+                }
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    float s = 0;
+                    for (int t = -r; t <= r; t++) s += k[t + r] * tmp[Reflect(y + t, h) * w + x];
+                    img[y * w + x] = s;
+                }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(kArray);
+            ArrayPool<float>.Shared.Return(tmpArray);
+        }
     }
 
     /// <summary>Reflect padding without repeating the edge (PyTorch's "reflect"), folded as often as needed.</summary>

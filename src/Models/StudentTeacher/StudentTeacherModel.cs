@@ -18,6 +18,8 @@ public sealed record StudentTeacherOutput(float[] Map, float[] ImageScores, IRea
 public sealed class StudentTeacherModel : IAnomalyModel
 {
     private readonly Executor _executor;
+    // The executor reuses its planned buffers: one Run at a time (named here so the error names the model).
+    private readonly ExclusiveRun _exclusive = new(UninformedStudentsConfig.Architecture);
 
     private StudentTeacherModel(Executor executor, UninformedStudentsConfig config, Shape input)
     {
@@ -76,6 +78,7 @@ public sealed class StudentTeacherModel : IAnomalyModel
     /// <summary>Runs a batch [B, C, H, W] of images scaled as the config says (pixel / 255).</summary>
     public StudentTeacherOutput Run(float[] images)
     {
+        using var run = _exclusive.Enter();
         var outputs = _executor.RunToHost(("image", images));
         int b = InputShape[0], pixels = InputShape[2] * InputShape[3];
         var scaleMaps = Config.Scales.ToDictionary(p => p, p => outputs[ScaleOutput(p)]);

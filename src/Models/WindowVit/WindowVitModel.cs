@@ -21,6 +21,8 @@ public sealed class WindowVitModel : IDisposable
 {
     public const string FeatureOutput = "feature", LogitsOutput = "logits", VimOutput = "vim";
     private readonly Executor _executor;
+    // The executor reuses its planned buffers: one Run at a time (named here so the error names the model).
+    private readonly ExclusiveRun _exclusive = new(WindowVitConfig.Architecture);
     private readonly bool _intermediates;
 
     private WindowVitModel(Executor executor, WindowVitConfig config, Shape input, bool intermediates)
@@ -128,6 +130,7 @@ public sealed class WindowVitModel : IDisposable
     /// <summary>Runs a batch [B, C, H, W] of images scaled pixel / 255.</summary>
     public WindowVitOutput Run(float[] images)
     {
+        using var run = _exclusive.Enter();
         var outputs = _executor.RunToHost(("image", images));
         var rest = outputs.Where(kv => kv.Key is not (FeatureOutput or LogitsOutput or VimOutput)).ToDictionary(kv => kv.Key, kv => kv.Value);
         return new WindowVitOutput(outputs[FeatureOutput], outputs[LogitsOutput], _intermediates ? rest : new Dictionary<string, float[]>(),
