@@ -26,7 +26,13 @@ public static class ImageFile
 
     public static bool IsImage(string path) => Extensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
 
-    /// <summary>Decodes and converts to <paramref name="channels"/> (1: gray, luminance as stb computes it; 3: RGB).</summary>
+    /// <summary>
+    /// The most pixels decoded (8192 x 8192, the largest input size a model config allows): a few hundred bytes of
+    /// PNG or JPEG can claim a 60000 x 60000 image, and the decoder allocates the whole of it before reading the data.
+    /// </summary>
+    public const long MaxPixels = 8192L * 8192;
+
+    /// <summary>Reads and decodes <paramref name="path"/> (<see cref="Decode"/>), refusing files over <see cref="MaxFileBytes"/>.</summary>
     public static DecodedImage Load(string path, int channels)
     {
         if (channels is not (1 or 3)) throw new ArgumentException($"channels must be 1 or 3, not {channels}");
@@ -42,13 +48,103 @@ public static class ImageFile
         }
         catch (FileNotFoundException) { throw new ImageDecodeException(path, "no such file"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ImageDecodeException(path, $"cannot read the file: {e.Message}"); }
+        return Decode(path, bytes, channels);
+    }
+
+    /// <summary>
+    /// Decodes PNG, JPEG or BMP bytes (<paramref name="name"/> names them in errors) and converts to
+    /// <paramref name="channels"/> (1: gray, luminance as stb computes it; 3: RGB). Anything else, and images over
+    /// <see cref="MaxPixels"/> (read from the header, before anything is allocated), fail with <see cref="ImageDecodeException"/>.
+    /// </summary>
+    public static DecodedImage Decode(string name, byte[] bytes, int channels)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        if (channels is not (1 or 3)) throw new ArgumentException($"channels must be 1 or 3, not {channels}");
+        if (bytes.Length == 0) throw new ImageDecodeException(name, "empty");
+        if (bytes.Length > MaxFileBytes) throw new ImageDecodeException(name, $"{bytes.Length} bytes: image files over {MaxFileBytes >> 20} MiB are refused");
+        // StbImageSharp also decodes GIF, TGA, PSD, HDR, PIC and PNM, and tries TGA on anything (TGA has no
+        // signature): only the three formats the CLI documents reach it.
+        if (!HasKnownSignature(bytes)) throw new ImageDecodeException(name, "not a PNG, JPEG or BMP image (unknown signature)");
+        if (bytes[0] == 0x89 && PngChunkProblem(bytes) is { } png) throw new ImageDecodeException(name, $"not a decodable PNG image: {png}");
+        if (bytes[0] == 0xFF && JpegSegmentProblem(bytes) is { } jpeg) throw new ImageDecodeException(name, $"not a decodable JPEG image: {jpeg}");
+        ImageInfo? info;
+        try { info = ImageInfo.FromStream(new MemoryStream(bytes, writable: false)); }
+        catch (Exception e) when (e is InvalidOperationException or IOException) { throw Undecodable(name, e); }
+        if (info is not { } header) throw new ImageDecodeException(name, "not a decodable PNG, JPEG or BMP image (unreadable header)");
+        if (header.Width < 1 || header.Height < 1 || (long)header.Width * header.Height > MaxPixels)
+            throw new ImageDecodeException(name, $"{header.Width} x {header.Height} pixels: images over {MaxPixels} pixels (8192 x 8192) are refused");
         ImageResult image;
+        // InvalidOperationException is how StbImageSharp reports an undecodable image; IOException is the MemoryStream
+        // refusing a seek before its start (a PNG chunk length over 2^31 makes stb skip backwards, found by fuzzing).
+        // Anything else is a bug and escapes.
         try { image = ImageResult.FromMemory(bytes, channels == 1 ? StbImageSharp.ColorComponents.Grey : StbImageSharp.ColorComponents.RedGreenBlue); }
-        catch (Exception e) when (e is not OutOfMemoryException) { throw new ImageDecodeException(path, $"not a decodable PNG, JPEG or BMP image ({e.Message})"); }
-        if (image?.Data is null || image.Width < 1 || image.Height < 1 || image.Data.Length != image.Width * image.Height * channels)
-            throw new ImageDecodeException(path, "not a decodable PNG, JPEG or BMP image");
+        catch (Exception e) when (e is InvalidOperationException or IOException) { throw Undecodable(name, e); }
+        if (image?.Data is null || image.Width < 1 || image.Height < 1 || (long)image.Width * image.Height > MaxPixels
+            || image.Data.Length != (long)image.Width * image.Height * channels)
+            throw new ImageDecodeException(name, "not a decodable PNG, JPEG or BMP image");
         return new DecodedImage(image.Width, image.Height, channels, image.Data);
     }
+
+    private static ImageDecodeException Undecodable(string name, Exception e) =>
+        new(name, $"not a decodable PNG, JPEG or BMP image ({e.Message})");
+
+    /// <summary>
+    /// Walks a PNG's chunks up to IEND before StbImageSharp sees them; null when they are whole, else the problem.
+    /// Two inputs crashed the decoder with untyped exceptions when fuzzed: a chunk length over 2^31 - 1 (it seeks
+    /// backwards) and an empty first IDAT chunk (valid PNG, but the port passes a null buffer for it).
+    /// </summary>
+    private static string? PngChunkProblem(ReadOnlySpan<byte> png)
+    {
+        bool data = false;
+        for (int at = 8; ;)
+        {
+            if (png.Length - at < 12) return $"truncated: the chunk at byte {at} runs past the end of the file (no IEND)";
+            uint length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(png[at..]);
+            if (length > int.MaxValue) return $"the chunk at byte {at} claims {length} bytes, over the PNG limit of 2^31 - 1";
+            if (length > png.Length - at - 12) return $"truncated: the chunk at byte {at} claims {length} bytes, past the end of the file";
+            var type = png.Slice(at + 4, 4);
+            if (type.SequenceEqual("IDAT"u8))
+            {
+                if (length == 0 && !data) return "an empty first IDAT chunk (the decoder cannot read one)";
+                data = true;
+            }
+            if (type.SequenceEqual("IEND"u8)) return null;
+            at += 12 + (int)length;
+        }
+    }
+
+    /// <summary>
+    /// Walks a JPEG's marker segments (and over the entropy-coded data after each SOS) before StbImageSharp sees
+    /// them; null when every segment lies within the file, else the problem. Fuzzing found that a segment length
+    /// running past the end makes the decoder skip beyond the stream, after which it never sees the end: a hang.
+    /// Bytes between segments and truncated scan data are left to the decoder, as before.
+    /// </summary>
+    private static string? JpegSegmentProblem(ReadOnlySpan<byte> jpeg)
+    {
+        int at = 2;
+        while (at < jpeg.Length)
+        {
+            if (jpeg[at] != 0xFF) { at++; continue; }
+            while (at < jpeg.Length && jpeg[at] == 0xFF) at++; // fill bytes
+            if (at == jpeg.Length) return null;
+            byte marker = jpeg[at++];
+            if (marker == 0xD9) return null; // EOI
+            if (marker is 0x00 or 0x01 or (>= 0xD0 and <= 0xD7)) continue; // no length: stuffed byte, TEM, RSTn
+            if (jpeg.Length - at < 2) return $"truncated: the length of marker 0xFF{marker:X2} at byte {at - 2} is cut off";
+            int length = (jpeg[at] << 8) | jpeg[at + 1];
+            if (length < 2) return $"marker 0xFF{marker:X2} at byte {at - 2} has length {length}, less than its own 2 bytes";
+            if (length > jpeg.Length - at) return $"truncated: marker 0xFF{marker:X2} at byte {at - 2} claims {length} bytes, past the end of the file";
+            at += length;
+            if (marker == 0xDA) // SOS: entropy-coded data up to the next marker other than a stuffed 0 or RSTn
+                while (at + 1 < jpeg.Length && !(jpeg[at] == 0xFF && jpeg[at + 1] is not (0x00 or 0xFF or (>= 0xD0 and <= 0xD7)))) at++;
+        }
+        return null;
+    }
+
+    private static bool HasKnownSignature(ReadOnlySpan<byte> b) =>
+        b.StartsWith((ReadOnlySpan<byte>)[0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]) // PNG
+        || b.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8]) // JPEG (SOI)
+        || b.StartsWith("BM"u8); // BMP
 
     /// <summary>
     /// The model input [C, H, W] (planar) with values pixel / 255, resized bilinearly with half-pixel centres

@@ -110,7 +110,7 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     /// <summary>A float tensor with its shape, as a model's weight: <see cref="ReadFloat32"/> plus the entry's shape.</summary>
-    public (float[] Data, Shape Shape) ReadWeight(string name) => (ReadFloat32(name), new Shape([.. this[name].Shape]));
+    public (float[] Data, Shape Shape) ReadWeight(string name) => (ReadFloat32(name), EngineShape(this[name]));
 
     /// <summary>
     /// A packed ternary ("T2") weight as uint32 words [rows, Words(K)] with its shape; the codes are
@@ -126,13 +126,14 @@ public sealed class SafetensorsFile : IDisposable
         Buffer.BlockCopy(bytes, 0, packed, 0, bytes.Length);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("T2 tensors are read on little-endian hosts only");
         CheckTernary(e, packed);
-        return (packed, new Shape([.. e.Shape]));
+        return (packed, EngineShape(e));
     }
 
     private void CheckTernary(SafetensorsEntry e, ReadOnlySpan<uint> packed)
     {
+        // A [0, K] tensor is valid safetensors (0 bytes) but no ternary matrix: Validate names it, no division by 0.
         int rows = e.Shape[0];
-        int k = (int)(e.Elements / rows);
+        int k = rows == 0 ? 0 : (int)(e.Elements / rows);
         if (GpuAnomaly.Kernels.Ternary.TernaryPacking.Validate(packed, rows, k) is { } problem)
             throw new SafetensorsException(Path, e.Name, $"packed ternary data is invalid: {problem}");
     }
@@ -145,9 +146,7 @@ public sealed class SafetensorsFile : IDisposable
     {
         ArgumentNullException.ThrowIfNull(device);
         var e = this[name];
-        Shape shape;
-        try { shape = new Shape([.. e.Shape]); }
-        catch (ArgumentException ex) { throw new SafetensorsException(Path, name, ex.Message, ex); }
+        var shape = EngineShape(e);
 
         if (SafetensorsDTypes.IsFloat(e.DTypeTag))
         {
@@ -268,6 +267,16 @@ public sealed class SafetensorsFile : IDisposable
         {
             ArrayPool<byte>.Shared.Return(tmp);
         }
+    }
+
+    /// <summary>
+    /// The entry's shape as an engine <see cref="Shape"/>, which refuses more than 2^40 elements (counting the
+    /// dimensions before a 0, so [2^31-1, 2^31-1, 0] too, though the file holds 0 bytes for it): a typed error.
+    /// </summary>
+    private Shape EngineShape(SafetensorsEntry e)
+    {
+        try { return new Shape([.. e.Shape]); }
+        catch (ArgumentException ex) { throw new SafetensorsException(Path, e.Name, ex.Message, ex); }
     }
 
     private void RequireFloat(SafetensorsEntry e, string what)

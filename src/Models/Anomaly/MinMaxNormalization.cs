@@ -16,8 +16,10 @@ public sealed record MinMaxNormalization(float Threshold, float Min, float Max)
     /// </summary>
     public static MinMaxNormalization? FromJson(System.Text.Json.Nodes.JsonNode? node, string name)
     {
-        if (node is null || node["threshold"] is null || node["min"] is null || node["max"] is null) return null;
-        float threshold = (float)node["threshold"]!, min = (float)node["min"]!, max = (float)node["max"]!;
+        if (node is null) return null;
+        var o = Config.ConfigJson.Object(node, name);
+        if (o["threshold"] is null || o["min"] is null || o["max"] is null) return null;
+        float threshold = (float)Config.ConfigJson.Number(o, "threshold"), min = (float)Config.ConfigJson.Number(o, "min"), max = (float)Config.ConfigJson.Number(o, "max");
         if (!float.IsFinite(threshold) || !float.IsFinite(min) || !float.IsFinite(max) || !(min <= max))
             throw new FormatException($"{name} {{min {min}, max {max}, threshold {threshold}}}: expected finite float32 numbers with min <= max");
         return new MinMaxNormalization(threshold, min, max);

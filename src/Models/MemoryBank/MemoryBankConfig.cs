@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using GpuAnomaly.Engine.Weights;
 using GpuAnomaly.Models.Anomaly;
+using GpuAnomaly.Models.Config;
 
 namespace GpuAnomaly.Models.MemoryBank;
 
@@ -56,12 +57,13 @@ public sealed record FeatureSource(string Kind, int Patch, int Stride, double Bl
         ? new() { ["kind"] = Kind, ["patch"] = Patch, ["stride"] = Stride, ["blur"] = Blur }
         : new() { ["kind"] = Kind, ["scale"] = Scale, ["stride"] = Stride };
 
-    public static FeatureSource FromJson(JsonNode n)
+    public static FeatureSource FromJson(JsonNode? node)
     {
-        string kind = (string)n["kind"]!;
+        var n = ConfigJson.Object(node, "feature source");
+        string kind = ConfigJson.String(n, "kind");
         return Check(kind == Pixels
-            ? new FeatureSource(kind, (int)n["patch"]!, (int)n["stride"]!, (double)n["blur"]!, 0)
-            : new FeatureSource(kind, 0, (int)n["stride"]!, 0, (int)n["scale"]!));
+            ? new FeatureSource(kind, ConfigJson.Int(n, "patch"), ConfigJson.Int(n, "stride"), ConfigJson.Number(n, "blur"), 0)
+            : new FeatureSource(kind, 0, ConfigJson.Int(n, "stride"), 0, ConfigJson.Int(n, "scale")));
     }
 }
 
@@ -146,23 +148,24 @@ public sealed record MemoryBankConfig(
         if (!meta.TryGetValue("config", out var json)) throw new SafetensorsException(path, null, "__metadata__ has no 'config'");
         try
         {
-            var r = JsonNode.Parse(json)?.AsObject() ?? throw new FormatException("config is not a JSON object");
-            var size = r["input_size"]!.AsArray().Select(n => (int)n!).ToArray();
-            int channels = (int)r["in_channels"]!;
+            var r = ConfigJson.ParseObject(json);
+            var size = ConfigJson.Ints(ConfigJson.Array(r, "input_size"), "input_size");
+            int channels = ConfigJson.Int(r, "in_channels");
             if (size.Length != 2 || size[0] < 1 || size[1] < 1 || size[0] > 8192 || size[1] > 8192) throw new FormatException("input_size must be [H, W], each 1..8192");
             if (channels is not (1 or 3)) throw new FormatException($"in_channels {channels}: expected 1 or 3");
-            var features = r["features"]!.AsArray().Select(n => FeatureSource.FromJson(n!)).ToArray();
+            var features = ConfigJson.Array(r, "features").Select(FeatureSource.FromJson).ToArray();
             if (features.Length == 0) throw new FormatException("features must list at least one source");
-            int b = (int?)r["reweight_neighbors"] ?? 9;
-            double sigma = (double?)r["map_sigma"] ?? 4.0, pos = (double?)r["position_weight"] ?? 0;
+            int b = ConfigJson.OptionalInt(r, "reweight_neighbors") ?? 9;
+            double sigma = ConfigJson.OptionalNumber(r, "map_sigma") ?? 4.0, pos = ConfigJson.OptionalNumber(r, "position_weight") ?? 0;
             if (b < 1 || b > Kernels.Knn.KnnParams.MaxK) throw new FormatException($"reweight_neighbors {b}: expected 1..{Kernels.Knn.KnnParams.MaxK}");
             if (!(sigma >= 0) || sigma > 64) throw new FormatException($"map_sigma {sigma}: expected 0..64");
             if (!(pos >= 0) || !double.IsFinite(pos)) throw new FormatException($"position_weight {pos}: expected a finite number >= 0");
-            return new MemoryBankConfig(channels, size[0], size[1], features, (bool?)r["locally_aware"] ?? true, pos,
-                ParseAggregation((string?)r["image_score_from"] ?? "max_reweighted"), b, sigma, r["coreset"]?.AsObject(),
-                MinMaxNormalization.FromJson(r["image_score"], "image_score"), MinMaxNormalization.FromJson(r["pixel_score"], "pixel_score"), (int?)r["normal_class"], (string?)r["fitted_on"]);
+            return new MemoryBankConfig(channels, size[0], size[1], features, ConfigJson.OptionalBool(r, "locally_aware") ?? true, pos,
+                ParseAggregation(ConfigJson.OptionalString(r, "image_score_from") ?? "max_reweighted"), b, sigma, ConfigJson.OptionalObject(r, "coreset"),
+                MinMaxNormalization.FromJson(r["image_score"], "image_score"), MinMaxNormalization.FromJson(r["pixel_score"], "pixel_score"),
+                ConfigJson.OptionalInt(r, "normal_class"), ConfigJson.OptionalString(r, "fitted_on"));
         }
-        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NullReferenceException or ArgumentException)
+        catch (Exception e) when (e is JsonException or FormatException)
         {
             throw new SafetensorsException(path, null, $"__metadata__ 'config' is not a valid memory_bank config: {e.Message}");
         }

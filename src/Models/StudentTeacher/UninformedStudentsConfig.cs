@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using GpuAnomaly.Engine.Weights;
 using GpuAnomaly.Models.Anomaly;
+using GpuAnomaly.Models.Config;
 
 namespace GpuAnomaly.Models.StudentTeacher;
 
@@ -32,35 +33,37 @@ public sealed record UninformedStudentsConfig(
         if (!meta.TryGetValue("config", out var json)) throw new SafetensorsException(path, null, "__metadata__ has no 'config'");
         try
         {
-            var r = JsonNode.Parse(json)?.AsObject() ?? throw new FormatException("config is not a JSON object");
-            var scales = r["scales"]!.AsArray().Select(n => (int)n!).ToArray();
-            var size = r["input_size"]!.AsArray().Select(n => (int)n!).ToArray();
-            int students = (int)r["students"]!;
+            var r = ConfigJson.ParseObject(json);
+            var scales = ConfigJson.Ints(ConfigJson.Array(r, "scales"), "scales");
+            var size = ConfigJson.Ints(ConfigJson.Array(r, "input_size"), "input_size");
+            int students = ConfigJson.Int(r, "students");
             if (scales.Length == 0 || scales.Distinct().Count() != scales.Length) throw new FormatException("scales must be a non-empty list of distinct patch sizes");
-            int channels = (int)r["in_channels"]!;
+            int channels = ConfigJson.Int(r, "in_channels");
             if (size.Length != 2 || size[0] < 1 || size[1] < 1 || size[0] > 8192 || size[1] > 8192) throw new FormatException("input_size must be [H, W], each 1..8192");
             if (channels is not (1 or 3)) throw new FormatException($"in_channels {channels}: expected 1 or 3");
             if (students < 1 || students > 64) throw new FormatException($"students {students}: expected 1..64");
             var validation = new Dictionary<int, ValidationStats>();
+            var stats = ConfigJson.OptionalObject(r, "validation");
             foreach (int p in scales)
             {
-                var v = r["validation"]?[p.ToString()] ?? throw new FormatException($"validation statistics for scale {p} are missing");
+                var v = ConfigJson.Object(stats?[p.ToString(System.Globalization.CultureInfo.InvariantCulture)]
+                    ?? throw new FormatException($"validation statistics for scale {p} are missing"), $"validation[{p}]");
                 var s = new ValidationStats(Mean(v, "e_mean", p), Std(v, "e_std", p), Mean(v, "v_mean", p), Std(v, "v_std", p));
                 validation[p] = s;
             }
             return new UninformedStudentsConfig(scales, channels, size[0], size[1], students, validation,
-                MinMaxNormalization.FromJson(r["image_score"], "image_score"), MinMaxNormalization.FromJson(r["pixel_score"], "pixel_score"), (int?)r["normal_class"]);
+                MinMaxNormalization.FromJson(r["image_score"], "image_score"), MinMaxNormalization.FromJson(r["pixel_score"], "pixel_score"), ConfigJson.OptionalInt(r, "normal_class"));
         }
-        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NullReferenceException or ArgumentException)
+        catch (Exception e) when (e is JsonException or FormatException)
         {
             throw new SafetensorsException(path, null, $"__metadata__ 'config' is not a valid uninformed_students config: {e.Message}");
         }
     }
 
     /// <summary>The scoring kernel computes in float32: a mean must be a finite float32.</summary>
-    private static double Mean(JsonNode v, string name, int scale)
+    private static double Mean(JsonObject v, string name, int scale)
     {
-        double x = Number(v, name, scale);
+        double x = ConfigJson.Number(v, name);
         return float.IsFinite((float)x) ? x : throw new FormatException($"scale {scale}: {name} {x} is not a finite float32 number");
     }
 
@@ -68,15 +71,9 @@ public sealed record UninformedStudentsConfig(
     /// A standard deviation divides float32 errors: below 1e-20 or above 1e20 the normalized score overflows or
     /// loses every digit (and 1e39 is infinity in float32), so such statistics are refused here, naming them.
     /// </summary>
-    private static double Std(JsonNode v, string name, int scale)
+    private static double Std(JsonObject v, string name, int scale)
     {
-        double x = Number(v, name, scale);
+        double x = ConfigJson.Number(v, name);
         return x is >= 1e-20 and <= 1e20 ? x : throw new FormatException($"scale {scale}: {name} {x}: expected a number in [1e-20, 1e20]");
     }
-
-    /// <summary>A JSON number (a string such as "NaN" or a missing key is refused naming the key, not cast).</summary>
-    private static double Number(JsonNode v, string name, int scale) =>
-        v[name] is JsonValue n && n.GetValueKind() == JsonValueKind.Number
-            ? n.GetValue<double>()
-            : throw new FormatException($"scale {scale}: {name} must be a JSON number, got {v[name]?.ToJsonString() ?? "nothing"}");
 }

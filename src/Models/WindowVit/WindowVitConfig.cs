@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using GpuAnomaly.Engine.Weights;
+using GpuAnomaly.Models.Config;
 
 namespace GpuAnomaly.Models.WindowVit;
 
@@ -27,22 +28,25 @@ public sealed record WindowVitConfig(int InChannels, int Height, int Width, int 
         if (!meta.TryGetValue("config", out var json)) throw new SafetensorsException(path, null, "__metadata__ has no 'config'");
         try
         {
-            var r = JsonNode.Parse(json)?.AsObject() ?? throw new FormatException("config is not a JSON object");
-            var size = r["image_size"]!.AsArray().Select(n => (int)n!).ToArray();
-            var blocks = r["blocks"]!.AsArray().Select(b =>
+            var r = ConfigJson.ParseObject(json);
+            var size = ConfigJson.Ints(ConfigJson.Array(r, "image_size"), "image_size");
+            if (size.Length != 2) throw new FormatException($"image_size has {size.Length} values: expected [H, W]");
+            var blocks = ConfigJson.Array(r, "blocks").Select((node, i) =>
             {
-                string kind = (string)b!["kind"]!;
+                var b = ConfigJson.Object(node, $"blocks[{i}]");
+                string kind = ConfigJson.String(b, "kind");
                 return kind switch
                 {
-                    "window" => new WindowVitBlock(kind, (int)b["window_size"]!, (int?)b["shift"] ?? 0, 0),
-                    "sparse" => new WindowVitBlock(kind, 0, 0, (int)b["sparsity"]!),
+                    "window" => new WindowVitBlock(kind, ConfigJson.Int(b, "window_size"), ConfigJson.OptionalInt(b, "shift") ?? 0, 0),
+                    "sparse" => new WindowVitBlock(kind, 0, 0, ConfigJson.Int(b, "sparsity")),
                     _ => throw new FormatException($"block kind '{kind}' is not window or sparse"),
                 };
             }).ToArray();
-            var c = new WindowVitConfig((int)r["in_channels"]!, size[0], size[1], (int)r["patch_size"]!, (int)r["embed_dim"]!,
-                (int)r["heads"]!, (int)r["mlp_ratio"]!, blocks, (int)r["num_classes"]!,
-                r["classes"]?.AsArray().Select(n => (int)n!).ToArray() ?? [], (float)r["mean"]!, (float)r["std"]!,
-                (float?)r["layer_norm_eps"] ?? 1e-5f);
+            var classes = ConfigJson.OptionalArray(r, "classes");
+            var c = new WindowVitConfig(ConfigJson.Int(r, "in_channels"), size[0], size[1], ConfigJson.Int(r, "patch_size"), ConfigJson.Int(r, "embed_dim"),
+                ConfigJson.Int(r, "heads"), ConfigJson.Int(r, "mlp_ratio"), blocks, ConfigJson.Int(r, "num_classes"),
+                classes is null ? [] : ConfigJson.Ints(classes, "classes"), (float)ConfigJson.Number(r, "mean"), (float)ConfigJson.Number(r, "std"),
+                (float?)ConfigJson.OptionalNumber(r, "layer_norm_eps") ?? 1e-5f);
             if (c.InChannels is not (1 or 3)) throw new FormatException($"in_channels {c.InChannels}: expected 1 or 3");
             if (size.Length != 2 || size[0] < 1 || size[1] < 1 || size[0] > 8192 || size[1] > 8192) throw new FormatException("image_size must be [H, W], each 1..8192");
             if (c.EmbedDim < 1 || c.MlpRatio < 1 || c.NumClasses < 1) throw new FormatException($"embed_dim {c.EmbedDim}, mlp_ratio {c.MlpRatio} and num_classes {c.NumClasses} must be >= 1");
@@ -56,7 +60,7 @@ public sealed record WindowVitConfig(int InChannels, int Height, int Width, int 
             if (blocks.Length == 0) throw new FormatException("no blocks");
             return c;
         }
-        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NullReferenceException or ArgumentException or IndexOutOfRangeException)
+        catch (Exception e) when (e is JsonException or FormatException)
         {
             throw new SafetensorsException(path, null, $"__metadata__ 'config' is not a valid window_vit config: {e.Message}");
         }

@@ -50,4 +50,32 @@ public class ImageFileTests
         }
         finally { File.Delete(path); }
     }
+    [Fact]
+    public void Decode_RefusesHugePixelCounts_FromTheHeader()
+    {
+        // A 57-byte gray PNG claiming 30000 x 30000: within StbImageSharp's own limit (2^30 bytes of source samples),
+        // and decoded to RGB it would take 0.9 + 2.7 GB before a byte of data is checked.
+        var png = new List<byte> { 0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A };
+        void Chunk(string type, byte[] data)
+        {
+            png.AddRange([(byte)(data.Length >> 24), (byte)(data.Length >> 16), (byte)(data.Length >> 8), (byte)data.Length]);
+            png.AddRange(System.Text.Encoding.ASCII.GetBytes(type));
+            png.AddRange(data);
+            png.AddRange([0, 0, 0, 0]); // CRC, not checked by the decoder
+        }
+        Chunk("IHDR", [0, 0, 0x75, 0x30, 0, 0, 0x75, 0x30, 8, 0, 0, 0, 0]);
+        Chunk("IDAT", [0x78, 0x9C, 0x03, 0x00]);
+        Chunk("IEND", []);
+        var e = Assert.Throws<ImageDecodeException>(() => ImageFile.Decode("bomb.png", [.. png], 3));
+        Assert.Contains("30000 x 30000", e.Message);
+        Assert.Contains("bomb.png", e.Message);
+    }
+
+    [Fact]
+    public void Decode_RefusesFormatsTheCliDoesNotDocument()
+    {
+        // GIF89a 1x1: StbImageSharp decodes it, the CLI documents PNG, JPEG and BMP only.
+        byte[] gif = [.. "GIF89a"u8, 1, 0, 1, 0, 0, 0, 0, 0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 1, 0, 0x3B];
+        Assert.Contains("signature", Assert.Throws<ImageDecodeException>(() => ImageFile.Decode("a.gif", gif, 1)).Message);
+    }
 }
