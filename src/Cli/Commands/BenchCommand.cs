@@ -23,8 +23,9 @@ internal static class BenchCommand
         var batch = CommonOptions.Batch(1, "With --model: images per run");
         var size = new Option<int?>("--size") { Description = "With --model: square input size (default: the model's)" };
         var repeat = new Option<int>("--repeat") { Description = "With --model: timed runs after the first", DefaultValueFactory = _ => 5 };
+        var profile = new Option<bool>("--profile") { Description = "With --model: also time every plan node (ms, % of total, GFLOP/s or GB/s)" };
         var cmd = new Command("bench", "Time the kernels (or a whole model) on a device against its measured peak.")
-            { device, small, filter, json, model, batch, size, repeat };
+            { device, small, filter, json, model, batch, size, repeat, profile };
         cmd.SetAction(r =>
         {
             using var dev = Device.Open(r.GetValue(device)!);
@@ -37,10 +38,15 @@ internal static class BenchCommand
                     output.Error.WriteLine("error: --batch, --size and --repeat must be positive");
                     return GpuAnomalyCli.ExitBadInput;
                 }
-                var m = ModelBench.Run(dev, modelFile.FullName, r.GetValue(batch), r.GetValue(size), r.GetValue(repeat), console);
+                var m = ModelBench.Run(dev, modelFile.FullName, r.GetValue(batch), r.GetValue(size), r.GetValue(repeat), r.GetValue(profile), console);
                 if (r.GetValue(json) is { } mf)
                     File.WriteAllText(mf.FullName, JsonSerializer.Serialize(m, new JsonSerializerOptions { WriteIndented = true }));
                 return 0;
+            }
+            if (r.GetValue(profile))
+            {
+                output.Error.WriteLine("error: --profile needs --model (it times the nodes of a model's plan)");
+                return GpuAnomalyCli.ExitBadInput;
             }
             var peaks = DevicePeaks.Measure(dev, quick: r.GetValue(small));
             console.WriteLine($"measured peak: {peaks.Fp32GFlops:F0} GFLOP/s fp32 FMA, {peaks.CopyGBps:F0} GB/s copy (read + write)");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using GpuAnomaly.Engine;
+using GpuAnomaly.Engine.Benchmarks;
 using GpuAnomaly.Engine.Weights;
 using GpuAnomaly.Models.StudentTeacher;
 using GpuAnomaly.Models.WindowVit;
@@ -20,11 +21,15 @@ namespace GpuAnomaly.Cli.Commands;
 /// </summary>
 internal sealed record ModelBenchResult(string Model, string Architecture, string Device, int Batch, int Height, int Width, int Channels,
     int[] Scales, double FirstMs, double MedianMs, double ImagesPerSecond, long PeakActivationBytes, long NaiveActivationBytes,
-    long WeightBytes, int Repeat);
+    long WeightBytes, int Repeat)
+{
+    /// <summary>Per-node times (`--profile`), null without it.</summary>
+    public IReadOnlyList<NodeProfile>? Profile { get; init; }
+}
 
 internal static class ModelBench
 {
-    public static ModelBenchResult Run(Device dev, string path, int batch, int? size, int repeat, IAnsiConsole console)
+    public static ModelBenchResult Run(Device dev, string path, int batch, int? size, int repeat, bool profile, IAnsiConsole console)
     {
         string? architecture;
         using (var file = SafetensorsFile.Open(path))
@@ -33,7 +38,7 @@ internal static class ModelBench
         {
             if (size is not null)
                 throw new GpuAnomalyException($"{Path.GetFileName(path)}: --size does not apply to window_vit (its input size is fixed by its config)");
-            return RunWindowVit(dev, path, batch, repeat, console);
+            return RunWindowVit(dev, path, batch, repeat, profile, console);
         }
         var sw = Stopwatch.StartNew();
         using var model = StudentTeacherModel.Load(path, dev, batch, size, size);
@@ -46,10 +51,10 @@ internal static class ModelBench
         console.WriteLine($"model:   {result.Model}: {cfg.InChannels} channels, scales {string.Join("/", cfg.Scales)}, " +
             $"M = {cfg.Students}, {model.Plan.Graph.Nodes.Count} nodes, {DeviceOutOfMemoryException.FormatBytes(result.WeightBytes)} of weights");
         Report(result, shape, median, console);
-        return result;
+        return profile ? result with { Profile = Profile(model.Plan, dev, repeat, console) } : result;
     }
 
-    private static ModelBenchResult RunWindowVit(Device dev, string path, int batch, int repeat, IAnsiConsole console)
+    private static ModelBenchResult RunWindowVit(Device dev, string path, int batch, int repeat, bool profile, IAnsiConsole console)
     {
         var sw = Stopwatch.StartNew();
         using var model = WindowVitModel.Load(path, dev, batch);
@@ -62,7 +67,40 @@ internal static class ModelBench
         console.WriteLine($"model:   {result.Model}: window_vit C {cfg.EmbedDim}, {cfg.Heads} heads, {cfg.Blocks.Count} blocks, " +
             $"{cfg.NumClasses} classes, {model.Plan.Graph.Nodes.Count} nodes, {DeviceOutOfMemoryException.FormatBytes(result.WeightBytes)} of weights");
         Report(result, shape, median, console);
-        return result;
+        return profile ? result with { Profile = Profile(model.Plan, dev, repeat, console) } : result;
+    }
+
+    /// <summary>
+    /// `--profile`: the model's plan in an executor of its own (the model's keeps its buffers), random images, a wait
+    /// after every node; prints the time per op kind and per node with its rate (GFLOP/s where the op counts its
+    /// FLOPs, else the GB/s of reading its inputs and writing its output once).
+    /// </summary>
+    private static IReadOnlyList<NodeProfile> Profile(ExecutionPlan plan, Device dev, int repeat, IAnsiConsole console)
+    {
+        using var executor = new Executor(plan, dev);
+        var rng = new Random(Environment.TickCount);
+        foreach (var v in plan.Graph.Inputs)
+        {
+            var data = new float[v.Shape.Elements];
+            for (int i = 0; i < data.Length; i++) data[i] = rng.NextSingle();
+            executor.SetInput(v.Name, data);
+        }
+        var p = PlanProfile.Measure(executor, repeat);
+        double total = p.TotalMs;
+        string Rate(double flops, double bytes, double ms) =>
+            ms <= 0 ? "" : flops > 0 ? $"{flops / (ms * 1e6):F1} GFLOP/s" : $"{bytes / (ms * 1e6):F1} GB/s";
+
+        console.WriteLine($"profile: median of {p.Repeat} runs with a wait after every node: {total:F3} ms in all");
+        var kinds = new Table().AddColumns("op", "nodes", "ms", "% of total", "rate");
+        foreach (var (kind, count, ms, flops, bytes) in p.ByKind(plan.Graph))
+            kinds.AddRow(Markup.Escape(kind), $"{count}", $"{ms:F3}", $"{100 * ms / total:F1}", Rate(flops, bytes, ms));
+        console.Write(kinds);
+        var nodes = new Table().AddColumns("#", "node", "op", "output", "ms", "% of total", "rate");
+        foreach (var n in p.Nodes)
+            nodes.AddRow($"{n.Index}", Markup.Escape(n.Name), Markup.Escape(n.Op), Markup.Escape(n.Output), $"{n.MedianMs:F4}",
+                $"{100 * n.MedianMs / total:F1}", Rate(n.Flops, n.Bytes, n.MedianMs));
+        console.Write(nodes);
+        return p.Nodes;
     }
 
     /// <summary>

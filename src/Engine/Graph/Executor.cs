@@ -115,6 +115,34 @@ public sealed class Executor : IDisposable
         Device.Synchronize();
     }
 
+    /// <summary>
+    /// Runs once like <see cref="Run()"/>, waiting for the device after every node, and adds each node's wall time in
+    /// milliseconds to <paramref name="nodeMs"/> (one entry per node, in plan order). The waits serialize a GPU's
+    /// queue, so a profile's total may exceed a plain run's time there; on cpu the ops are synchronous already.
+    /// </summary>
+    public void RunProfiled(Span<double> nodeMs)
+    {
+        using var run = _exclusive.Enter();
+        CheckAlive();
+        var nodes = Graph.Nodes;
+        if (nodeMs.Length != nodes.Count) throw new ArgumentException($"{nodeMs.Length} timings for {nodes.Count} nodes", nameof(nodeMs));
+        if (_inputsSet.Count != _inputs.Count)
+        {
+            var missing = Graph.Inputs.First(v => !_inputsSet.Contains(v.Name));
+            throw new GraphInputException(missing.Name, $"input '{missing.Name}' (shape {missing.Shape}) was not given");
+        }
+        Device.Synchronize();
+        long t = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            nodes[i].Op.Run(Device, _nodeInputs[i], _tensors[nodes[i].Output.Id]);
+            Device.Synchronize();
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            nodeMs[i] += (now - t) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+            t = now;
+        }
+    }
+
     /// <summary>Sets every input (all must be given), then runs; the results stay on the device (<see cref="Outputs"/>).</summary>
     public void Run(IReadOnlyDictionary<string, float[]> inputs)
     {

@@ -27,6 +27,12 @@ public abstract class Op
     /// </summary>
     public virtual bool CanRunInPlace => false;
 
+    /// <summary>
+    /// Floating-point operations of one run on these shapes (a multiply-add counts 2), for profiles; 0 for ops whose
+    /// cost is memory traffic (a profile then reports their bytes per second).
+    /// </summary>
+    public virtual double Flops(IReadOnlyList<Shape> inputs, Shape output) => 0;
+
     /// <summary>The op and its attributes, for graph listings.</summary>
     public override string ToString() => Kind;
 

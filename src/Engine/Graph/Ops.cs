@@ -58,6 +58,9 @@ public sealed class Conv2dOp(Conv2dOptions options) : Op
         device.Conv2d(Params(inputs[0].Shape, inputs[1].Shape, bias?.Shape), inputs[0], inputs[1], bias, output);
     }
 
+    public override double Flops(IReadOnlyList<Shape> inputs, Shape output) =>
+        Params(inputs[0], inputs[1], inputs.Count == 3 ? inputs[2] : null).Flops;
+
     /// <summary>The kernel parameters for these shapes; ArgumentException naming the shapes when they do not fit.</summary>
     public Conv2dParams Params(Shape x, Shape w, Shape? bias)
     {

@@ -28,6 +28,9 @@ public sealed class TernaryConv2dOp(Conv2dOptions options, TernaryActivations ac
         device.TernaryConv2d(Params(inputs[0].Shape, inputs[1].Shape, inputs[2].Shape, bias?.Shape), inputs[0], inputs[1], inputs[2], bias, output);
     }
 
+    public override double Flops(IReadOnlyList<Shape> inputs, Shape output) =>
+        _conv.Params(inputs[0], inputs[1], inputs.Count == 4 ? inputs[3] : null).Flops;
+
     public TernaryConv2dParams Params(Shape x, Shape w, Shape scale, Shape? bias)
     {
         var conv = _conv.Params(x, w, bias);
@@ -62,6 +65,8 @@ public sealed class TernaryLinearOp(TernaryActivations activations) : Op
         var bias = inputs.Count == 4 ? inputs[3] : null;
         device.TernaryLinear(Params(inputs[0].Shape, inputs[1].Shape, inputs[2].Shape, bias?.Shape), inputs[0], inputs[1], inputs[2], bias, output);
     }
+
+    public override double Flops(IReadOnlyList<Shape> inputs, Shape output) => 2.0 * output.Elements * inputs[1][1];
 
     public TernaryLinearParams Params(Shape x, Shape w, Shape scale, Shape? bias)
     {

@@ -21,6 +21,8 @@ public sealed class LinearOp(Epilogue act = Epilogue.None) : Op
         device.Linear(Params(inputs[0].Shape, inputs[1].Shape, bias?.Shape), inputs[0], inputs[1], bias, output);
     }
 
+    public override double Flops(IReadOnlyList<Shape> inputs, Shape output) => 2.0 * output.Elements * inputs[1][1];
+
     public LinearParams Params(Shape x, Shape w, Shape? bias)
     {
         if (x.Rank < 1) throw new ArgumentException($"input {x} has no feature dimension");
@@ -106,6 +108,8 @@ public sealed class DwConvTokensOp(int h, int w, Epilogue act = Epilogue.None) :
         var bias = inputs.Count == 3 ? inputs[2] : null;
         device.DwConv(Params(inputs[0].Shape, inputs[1].Shape, bias?.Shape), inputs[0], inputs[1], bias, output);
     }
+
+    public override double Flops(IReadOnlyList<Shape> inputs, Shape output) => 2.0 * output.Elements * inputs[1][2] * inputs[1][3];
 
     public DwConvParams Params(Shape x, Shape w, Shape? bias)
     {

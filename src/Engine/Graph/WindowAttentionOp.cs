@@ -38,6 +38,9 @@ public sealed class WindowAttentionOp : Op
         device.WindowAttention(Params(inputs[0].Shape, inputs[1].Shape, bias?.Shape), inputs[0], inputs[1], bias, output);
     }
 
+    public override double Flops(IReadOnlyList<Shape> inputs, Shape output) =>
+        Params(inputs[0], inputs[1], inputs.Count == 3 ? inputs[2] : null).Flops;
+
     public WindowAttentionParams Params(Shape qkv, Shape padQkv, Shape? biasTable)
     {
         var t = _template;

@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Text.Json;
+using GpuAnomaly.Engine;
+using GpuAnomaly.Models.StudentTeacher;
+using GpuAnomaly.Models.WindowVit;
+using Microsoft.ML.OnnxRuntime;
+
+namespace GpuAnomaly.Bench;
+
+/// <summary>
+/// The CPU anchor for whole models (docs/PERFORMANCE.md "Whole models vs ONNX Runtime"): each model of a manifest
+/// written by tools/export/export_onnx.py runs in our engine (the `cpu` device, through the model class a user
+/// calls: StudentTeacherModel.Run / WindowVitModel.Run, upload and download included) and in ONNX Runtime (its
+/// default CPU provider, all graph optimizations, one session per model), on the same random images.
+/// Both must agree (relative L2 of every output at most 1e-4) before anything is timed. Timing is interleaved:
+/// every round times ours and then ONNX Runtime (the order alternates between rounds), each with warm-up runs and
+/// then the median of <c>--repeat</c> runs; the row reports the median and the minimum of the rounds' medians.
+///
+/// Threads: ours uses <see cref="Environment.ProcessorCount"/> workers, so the process must be started with
+/// DOTNET_PROCESSOR_COUNT=T for T threads (tools/bench/onnx_vs_ort.sh does); ONNX Runtime gets
+/// IntraOpNumThreads = T, InterOpNumThreads = 1, sequential execution.
+/// Run: DOTNET_PROCESSOR_COUNT=1 dotnet bench/GpuAnomaly.Bench/bin/Release/net10.0/GpuAnomaly.Bench.dll onnx
+///      --manifest /tmp/onnx_models/manifest.json [--rounds 5] [--repeat 20] [--only NAME] [--ort-profile DIR]
+/// </summary>
+internal static class OnnxSideBySide
+{
+    private const double Tolerance = 1e-4;
+
+    private sealed record Entry(string Onnx, string Model, int Batch, int Height, int Width, int Channels, string Architecture);
+
+    public static int Run(string[] args)
+    {
+        string? manifest = null, only = null, ortProfile = null;
+        int rounds = 5, repeat = 20, warmup = 3;
+        for (int i = 0; i < args.Length; i++)
+            switch (args[i])
+            {
+                case "--manifest": manifest = args[++i]; break;
+                case "--rounds": rounds = int.Parse(args[++i]); break;
+                case "--repeat": repeat = int.Parse(args[++i]); break;
+                case "--warmup": warmup = int.Parse(args[++i]); break;
+                case "--only": only = args[++i]; break;
+                case "--ort-profile": ortProfile = args[++i]; break;
+                default: throw new ArgumentException($"onnx: unknown option '{args[i]}' (--manifest, --rounds, --repeat, --warmup, --only, --ort-profile)");
+            }
+        if (manifest is null) throw new ArgumentException("onnx: --manifest FILE (written by tools/export/export_onnx.py --all DIR) is required");
+        int threads = Environment.ProcessorCount;
+        string dir = Path.GetDirectoryName(Path.GetFullPath(manifest))!;
+        var entries = JsonSerializer.Deserialize<List<Entry>>(File.ReadAllText(manifest), new JsonSerializerOptions { PropertyNameCaseInsensitive = true })!;
+
+        Console.WriteLine($"onnx side by side: {threads} thread(s) each (ours: DOTNET_PROCESSOR_COUNT / Environment.ProcessorCount = {threads}; " +
+                          $"ONNX Runtime {OrtEnv.Instance().GetVersionString()}: intra-op {threads}, inter-op 1, sequential, ORT_ENABLE_ALL)");
+        Console.WriteLine($"runtime .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, " +
+                          $"{rounds} rounds x (warm-up {warmup}, median of {repeat}), interleaved, order alternating; started {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        Console.WriteLine($"{"model",-26} {"input",-16} {"thr",3} {"ours ms (med, min)",20} {"ORT ms (med, min)",20} {"ORT/ours",8} {"max rel L2",10}");
+        bool allAgree = true;
+        using var dev = new CpuDevice();
+        foreach (var e in entries)
+        {
+            string name = Path.GetFileNameWithoutExtension(e.Onnx);
+            if (only is not null && !name.Contains(only, StringComparison.Ordinal)) continue;
+            var rng = new Random(Environment.TickCount);
+            var images = new float[(long)e.Batch * e.Channels * e.Height * e.Width];
+            for (int i = 0; i < images.Length; i++) images[i] = rng.NextSingle();
+
+            using var ours = Ours.Load(e, dev);
+            using var options = new SessionOptions
+            {
+                IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            };
+            if (ortProfile is not null)
+            {
+                Directory.CreateDirectory(ortProfile);
+                options.EnableProfiling = true;
+                options.ProfileOutputPathPrefix = Path.Combine(ortProfile, $"{name}_t{threads}");
+            }
+            using var session = new InferenceSession(Path.Combine(dir, e.Onnx), options);
+            var ort = new Ort(session, images, [e.Batch, e.Channels, e.Height, e.Width]);
+
+            // Agreement first: every output of ours against ONNX Runtime's of the same name.
+            var mine = ours.Run(images);
+            var theirs = ort.Run();
+            double worst = 0;
+            foreach (var (output, values) in mine)
+            {
+                if (!theirs.TryGetValue(output, out var other))
+                    throw new InvalidOperationException($"{e.Onnx}: ONNX Runtime has no output '{output}' (it has {string.Join(", ", theirs.Keys)})");
+                double err = RelativeL2(values, other);
+                worst = double.IsNaN(err) ? double.PositiveInfinity : Math.Max(worst, err);
+            }
+            bool agree = worst <= Tolerance;
+            allAgree &= agree;
+
+            var oursMedians = new double[rounds];
+            var ortMedians = new double[rounds];
+            for (int r = 0; r < rounds; r++)
+            {
+                if (r % 2 == 0)
+                {
+                    oursMedians[r] = Median(warmup, repeat, () => ours.Run(images));
+                    ortMedians[r] = Median(warmup, repeat, () => ort.Run());
+                }
+                else
+                {
+                    ortMedians[r] = Median(warmup, repeat, () => ort.Run());
+                    oursMedians[r] = Median(warmup, repeat, () => ours.Run(images));
+                }
+            }
+            if (ortProfile is not null) Console.Error.WriteLine($"ONNX Runtime profile: {session.EndProfiling()}");
+            double om = Median(oursMedians), rm = Median(ortMedians);
+            Console.WriteLine($"{name,-26} {$"{e.Batch}x{e.Channels}x{e.Height}x{e.Width}",-16} {threads,3} " +
+                              $"{$"{om:F3}, {oursMedians.Min():F3}",20} {$"{rm:F3}, {ortMedians.Min():F3}",20} {rm / om,8:F2} {worst,10:E1}" +
+                              (agree ? "" : $"  DISAGREE (> {Tolerance:E0})"));
+        }
+        if (!allAgree) Console.WriteLine($"FAIL: some outputs differ from ONNX Runtime's by more than relative L2 {Tolerance:E0}");
+        return allAgree ? 0 : 1;
+    }
+
+    /// <summary>Our side: the model class a user calls, and its outputs by the graph's output names.</summary>
+    private sealed class Ours : IDisposable
+    {
+        private readonly StudentTeacherModel? _students;
+        private readonly WindowVitModel? _vit;
+
+        private Ours(StudentTeacherModel? students, WindowVitModel? vit) => (_students, _vit) = (students, vit);
+
+        public static Ours Load(Entry e, Device dev) => e.Architecture switch
+        {
+            UninformedStudentsConfig.Architecture => new(StudentTeacherModel.Load(e.Model, dev, e.Batch, e.Height, e.Width), null),
+            WindowVitConfig.Architecture => new(null, WindowVitModel.Load(e.Model, dev, e.Batch)),
+            _ => throw new ArgumentException($"{e.Onnx}: architecture '{e.Architecture}' is not benchmarked"),
+        };
+
+        public Dictionary<string, float[]> Run(float[] images)
+        {
+            if (_students is not null)
+                return _students.Run(images).ScaleMaps.ToDictionary(m => StudentTeacherModel.ScaleOutput(m.Key), m => m.Value);
+            var o = _vit!.Run(images);
+            return new() { [WindowVitModel.FeatureOutput] = o.Features, [WindowVitModel.LogitsOutput] = o.Logits };
+        }
+
+        public void Dispose()
+        {
+            _students?.Dispose();
+            _vit?.Dispose();
+        }
+    }
+
+    /// <summary>ONNX Runtime's side: one input bound to the images' array, every output copied to host arrays (as ours returns them).</summary>
+    private sealed class Ort(InferenceSession session, float[] images, long[] shape)
+    {
+        private readonly string[] _inputs = [session.InputNames[0]];
+        private readonly string[] _outputs = [.. session.OutputNames];
+        private readonly RunOptions _run = new();
+
+        public Dictionary<string, float[]> Run()
+        {
+            using var input = OrtValue.CreateTensorValueFromMemory(images, shape);
+            using var results = session.Run(_run, _inputs, [input], _outputs);
+            var outputs = new Dictionary<string, float[]>(_outputs.Length);
+            for (int i = 0; i < _outputs.Length; i++) outputs[_outputs[i]] = results[i].GetTensorDataAsSpan<float>().ToArray();
+            return outputs;
+        }
+    }
+
+    private static double RelativeL2(float[] a, float[] b)
+    {
+        if (a.Length != b.Length) return double.PositiveInfinity;
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            double d = (double)a[i] - b[i];
+            num += d * d;
+            den += (double)b[i] * b[i];
+        }
+        return Math.Sqrt(num / Math.Max(den, 1e-300));
+    }
+
+    private static double Median(int warmup, int repeat, Action run)
+    {
+        for (int i = 0; i < warmup; i++) run();
+        var times = new double[repeat];
+        for (int i = 0; i < repeat; i++)
+        {
+            long t = Stopwatch.GetTimestamp();
+            run();
+            times[i] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+        }
+        return Median(times);
+    }
+
+    private static double Median(double[] values)
+    {
+        var s = (double[])values.Clone();
+        Array.Sort(s);
+        return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
+    }
+}
