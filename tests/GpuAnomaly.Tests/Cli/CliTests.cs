@@ -174,4 +174,28 @@ public class CliTests
         Assert.Contains("--size does not apply", err2);
         Assert.DoesNotContain("   at ", err2);
     }
+
+    [Fact]
+    public void Bench_Profile_TimesEveryNode_AndNeedsAModel()
+    {
+        string model = Path.Combine(AppContext.BaseDirectory, "models", "window_vit_fmnist.safetensors");
+        string json = Path.Combine(Path.GetTempPath(), $"bench-{Guid.NewGuid():N}.json");
+        try
+        {
+            var (code, output, err) = Run("bench", "--device", "cpu", "--model", model, "--repeat", "2", "--profile", "--json", json);
+            Assert.True(code == 0, output + err);
+            Assert.Contains("profile: median of 2 runs", output);
+            Assert.Contains("window_attention", output);
+            Assert.Contains("GFLOP/s", output);
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+            var nodes = doc.RootElement.GetProperty("Profile");
+            Assert.Equal(37, nodes.GetArrayLength());
+            Assert.All(nodes.EnumerateArray(), n => Assert.True(n.GetProperty("MedianMs").GetDouble() >= 0));
+        }
+        finally { File.Delete(json); }
+
+        var (code2, _, err2) = Run("bench", "--device", "cpu", "--profile");
+        Assert.Equal(2, code2);
+        Assert.Contains("--profile needs --model", err2);
+    }
 }
