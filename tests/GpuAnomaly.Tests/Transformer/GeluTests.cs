@@ -1,5 +1,6 @@
 using GpuAnomaly.Engine;
 using System.Numerics;
+using System.Runtime.Intrinsics;
 using GpuAnomaly.Kernels.Transformer;
 using ILGPU;
 using ILGPU.Runtime;
@@ -49,6 +50,40 @@ public class GeluTests : IClassFixture<IlgpuCpuFixture>
         Assert.True(float.IsNaN(Gelu.Erf(float.NaN)) && float.IsNaN(Gelu.Erf(new Vector<float>(float.NaN))[0]));
     }
 
+    /// <summary>
+    /// The Vector512 and Vector256 erf (the cpu paths, with their own exp) over the same sweep, whatever the machine
+    /// accelerates; odd symmetry exact; NaN lanes stay NaN without touching the others.
+    /// </summary>
+    [Fact]
+    public void Erf_Vector512And256_MaxRelativeError_Below3e7()
+    {
+        var xs = Sweep();
+        int n = xs.Length / 16 * 16;
+        double max512 = 0, max256 = 0;
+        float worst512 = 0, worst256 = 0;
+        for (int i = 0; i < n; i += 16)
+        {
+            var x = Vector512.Create(xs.AsSpan(i, 16));
+            Vector512<float> e512 = Gelu.Erf(x), e256 = Vector512.Create(Gelu.Erf(x.GetLower()), Gelu.Erf(x.GetUpper()));
+            Assert.Equal(-e512, Gelu.Erf(-x));
+            for (int j = 0; j < 16; j++)
+            {
+                double e = Gelu.ErfReference(xs[i + j]), scale = Math.Max(Math.Abs(e), 1.1754943508222875e-38);
+                double d512 = Math.Abs(e512[j] - e) / scale, d256 = Math.Abs(e256[j] - e) / scale;
+                if (!(d512 <= max512)) (max512, worst512) = (d512, xs[i + j]);
+                if (!(d256 <= max256)) (max256, worst256) = (d256, xs[i + j]);
+            }
+        }
+        Assert.True(max512 <= 3e-7, $"Vector512 erf: max relative error {max512:E3} at x={worst512:R}");
+        Assert.True(max256 <= 3e-7, $"Vector256 erf: max relative error {max256:E3} at x={worst256:R}");
+        var mixed = Vector512.Create(0.5f, float.NaN, -2f, float.NaN, 4f, -0.1f, float.NaN, 1f, 3.9f, -3.95f, 0f, float.NaN, 2.5f, -1f, 7f, -6f);
+        foreach (var r in new[] { Gelu.Erf(mixed), Gelu.Apply(mixed),
+                     Vector512.Create(Gelu.Erf(mixed.GetLower()), Gelu.Erf(mixed.GetUpper())),
+                     Vector512.Create(Gelu.Apply(mixed.GetLower()), Gelu.Apply(mixed.GetUpper())) })
+            for (int j = 0; j < 16; j++)
+                Assert.True(float.IsNaN(mixed[j]) == float.IsNaN(r[j]), $"lane {j}: {mixed[j]} -> {r[j]}");
+    }
+
     [Fact]
     public void ErfReference_KnownValues()
     {
@@ -72,6 +107,32 @@ public class GeluTests : IClassFixture<IlgpuCpuFixture>
             GeluCpu.Forward(x, y);
             AssertGelu(y, x.Select(v => Gelu.Reference(v)).ToArray(), $"gelu cpu n={n} seed {seed}");
         }
+    }
+
+    /// <summary>Both cpu paths (AVX-512 with a masked tail, Vector&lt;T&gt; with a padded one) on every tail length, in place too.</summary>
+    [Fact]
+    public void Cpu_BothPaths_TailsAndInPlace()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        try
+        {
+            foreach (bool v256 in new[] { false, true })
+            {
+                GeluCpu.ForceVector256 = v256;
+                for (int n = 1; n <= 40; n++)
+                {
+                    var x = KernelLab.RandomFloats(rng, n, scale: 6f);
+                    var expected = x.Select(v => Gelu.Reference(v)).ToArray();
+                    var y = new float[n];
+                    KernelLab.Poison(y);
+                    GeluCpu.Forward(x, y);
+                    AssertGelu(y, expected, $"gelu cpu n={n} vector256={v256} seed {seed}");
+                    GeluCpu.Forward(x, x);
+                    AssertGelu(x, expected, $"gelu cpu in place n={n} vector256={v256} seed {seed}");
+                }
+            }
+        }
+        finally { GeluCpu.ForceVector256 = false; }
     }
 
     [Fact]
