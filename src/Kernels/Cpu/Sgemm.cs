@@ -324,6 +324,8 @@ internal static unsafe class Workspace
     [ThreadStatic] private static float[]? t_input;
     [ThreadStatic] private static float[]? t_output;
     [ThreadStatic] private static float[]? t_weights;
+    [ThreadStatic] private static float[]? t_tables;
+    [ThreadStatic] private static float[]? t_scratch;
 
     public static float* A(long floats) => Get(ref t_a, floats);
     public static float* B(long floats) => Get(ref t_b, floats);
@@ -333,6 +335,10 @@ internal static unsafe class Workspace
     public static float* Input(long floats) => Get(ref t_input, floats);
     public static float* Output(long floats) => Get(ref t_output, floats);
     public static float* Weights(long floats) => Get(ref t_weights, floats);
+    /// <summary>Tables a call builds on its own thread and its tasks only read (window attention's bias rows and token map).</summary>
+    public static float* Tables(long floats) => Get(ref t_tables, floats);
+    /// <summary>One task's private working set (window attention's K^T, V and score rows).</summary>
+    public static float* Scratch(long floats) => Get(ref t_scratch, floats);
 
     private static float* Get(ref float[]? buffer, long floats)
     {
