@@ -14,7 +14,7 @@ namespace GpuAnomaly.Kernels.Conv;
 /// Convolutions with one input channel per group (depthwise) have no reduction worth a GEMM and run as a
 /// direct vectorized loop instead.
 /// </summary>
-public static unsafe class Conv2dCpu
+public static unsafe partial class Conv2dCpu
 {
     /// <param name="bias">[COut], or empty when p.HasBias == 0.</param>
     /// <param name="y">[N, COut, OutH, OutW], every element written.</param>
@@ -25,7 +25,7 @@ public static unsafe class Conv2dCpu
         fixed (float* px = x, pw = w, pb = bias, py = y)
         {
             float* pBias = p.HasBias != 0 ? pb : null;
-            if (p.CInPerGroup == 1) Depthwise(p, px, pw, pBias, py);
+            if (p.CInPerGroup == 1 && !UsesDirect(p)) Depthwise(p, px, pw, pBias, py);
             else
             {
                 // Packed per call into a per-thread buffer; callers with constant weights use PackWeights once.
@@ -50,7 +50,7 @@ public static unsafe class Conv2dCpu
         fixed (float* px = x, pb = bias, py = y)
         {
             float* pBias = p.HasBias != 0 ? pb : null;
-            if (p.CInPerGroup == 1) Depthwise(p, px, w.Data, pBias, py);
+            if (p.CInPerGroup == 1 && !w.Direct) Depthwise(p, px, w.Data, pBias, py);
             else Gemm(p, px, w.Data, w.Use512, pBias, py);
         }
         GC.KeepAlive(w); // its finalizer must not free the packed memory while the kernels read it
@@ -63,10 +63,11 @@ public static unsafe class Conv2dCpu
         if (w.Length != p.WeightElements)
             throw new ArgumentException($"conv2d: weight buffer of {w.Length} floats does not match {p} (expected {p.WeightElements})");
         bool use512 = Sgemm.Use512;
-        var packed = new Conv2dPackedWeights(p, use512, UsesPaddedInput(p), p.CInPerGroup == 1 ? p.WeightElements : PackedFloats(p, use512));
+        bool plain = p.CInPerGroup == 1 && !UsesDirect(p);
+        var packed = new Conv2dPackedWeights(p, use512, UsesPaddedInput(p), UsesDirect(p), plain ? p.WeightElements : PackedFloats(p, use512));
         fixed (float* pw = w)
         {
-            if (p.CInPerGroup == 1) w.CopyTo(new Span<float>(packed.Data, w.Length));
+            if (plain) w.CopyTo(new Span<float>(packed.Data, w.Length));
             else PackGroups(p, pw, packed.Data, use512);
         }
         return packed;
@@ -83,7 +84,9 @@ public static unsafe class Conv2dCpu
         const long Align = 16; // the 64-byte alignment slack of every Workspace buffer, in floats
         bool use512 = Sgemm.Use512;
         long floats;
-        if (p.CInPerGroup == 1)
+        if (UsesDirect(p))
+            floats = (weightsPacked ? 0 : PackedFloats(p, use512) + Align) + DirectWorkspaceFloats(p);
+        else if (p.CInPerGroup == 1)
             floats = threads * ((long)(p.H + p.PadTop + p.PadBottom) * (p.W + p.PadLeft + p.PadRight) + Align);
         else
         {
@@ -104,7 +107,7 @@ public static unsafe class Conv2dCpu
 
     /// <summary>The bytes of <see cref="PackWeights"/>'s result: a second copy of the weights, kept by the device.</summary>
     public static long PackedWeightBytes(in Conv2dParams p) =>
-        (p.CInPerGroup == 1 ? p.WeightElements : PackedFloats(p, Sgemm.Use512)) * sizeof(float);
+        (p.CInPerGroup == 1 && !UsesDirect(p) ? p.WeightElements : PackedFloats(p, Sgemm.Use512)) * sizeof(float);
 
     private static void Check(in Conv2dParams p, ReadOnlySpan<float> x, long wLength, ReadOnlySpan<float> bias, Span<float> y)
     {
@@ -126,7 +129,7 @@ public static unsafe class Conv2dCpu
     /// width wastes over a quarter of the columns.
     /// </summary>
     internal static bool UsesPaddedInput(in Conv2dParams p) =>
-        p.StrideH == 1 && p.StrideW == 1 && p.KH * p.KW > 1 && p.CInPerGroup >= 32
+        !UsesDirect(p) && p.StrideH == 1 && p.StrideW == 1 && p.KH * p.KW > 1 && p.CInPerGroup >= 32
         && 4 * (p.KW - 1) * p.DilW <= p.OutW;
 
     private static void PackGroups(in Conv2dParams p, float* w, float* a, bool use512)
@@ -154,6 +157,11 @@ public static unsafe class Conv2dCpu
 
     private static void Gemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
     {
+        if (UsesDirect(p))
+        {
+            DirectGemm(p, x, a, bias, y);
+            return;
+        }
         if (UsesPaddedInput(p))
         {
             PaddedGemm(p, x, a, use512, bias, y);

@@ -15,9 +15,10 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
 {
     private float* _data;
 
-    internal Conv2dPackedWeights(in Conv2dParams p, bool use512, bool tapMajor, long floats)
+    internal Conv2dPackedWeights(in Conv2dParams p, bool use512, bool tapMajor, bool direct, long floats)
     {
         TapMajor = tapMajor;
+        Direct = direct;
         COut = p.COut; CInPerGroup = p.CInPerGroup; KH = p.KH; KW = p.KW; Groups = p.Groups;
         Use512 = use512;
         Floats = floats;
@@ -37,6 +38,8 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
     internal long Floats { get; }
     /// <summary>K ordered (tap, channel) for the padded-input path, else (channel, tap); it depends on stride and size.</summary>
     internal bool TapMajor { get; }
+    /// <summary>Packed for the direct path (also for one input channel, which otherwise keeps a plain copy).</summary>
+    internal bool Direct { get; }
     public bool IsDisposed => _data == null;
 
     internal float* Data
@@ -51,7 +54,8 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
     /// <summary>Whether these weights serve a convolution with parameters <paramref name="p"/> on this machine now.</summary>
     public bool Matches(in Conv2dParams p) =>
         p.COut == COut && p.CInPerGroup == CInPerGroup && p.KH == KH && p.KW == KW && p.Groups == Groups
-        && (CInPerGroup == 1 || (Use512 == Sgemm.Use512 && TapMajor == Conv2dCpu.UsesPaddedInput(p)));
+        && Direct == Conv2dCpu.UsesDirect(p)
+        && ((CInPerGroup == 1 && !Direct) || (Use512 == Sgemm.Use512 && TapMajor == Conv2dCpu.UsesPaddedInput(p)));
 
     public void Dispose()
     {

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using GpuAnomaly.Engine;
 using GpuAnomaly.Kernels;
 using GpuAnomaly.Kernels.Conv;
@@ -115,6 +116,7 @@ public class Conv2dCpuTests
             Conv2dParams.Create(3, 40, 7, 9, 12, 3, 3, padding: 1, act: Activation.LeakyRelu, slope: 0.2f),
         };
         cases[4].PadTop = 0; cases[4].PadRight = 1;
+        Conv2dCpu.DisableDirect = true; // the direct path takes these shapes on AVX-512 machines
         for (int i = 0; i < cases.Length; i++)
         {
             Assert.True(Conv2dCpu.UsesPaddedInput(cases[i]), cases[i].ToString());
@@ -135,6 +137,65 @@ public class Conv2dCpuTests
                 Conv2dCpu.PaddedChunkFloats = 1L << 24;
             }
         }
+        Conv2dCpu.DisableDirect = false;
+    }
+
+    [Fact]
+    public void DirectPathMatchesReference()
+    {
+        // Stride 1, ungrouped, AVX-512: B rows read in place through the (channel, tap) offset table.
+        var rng = KernelLab.NewRng(out int seed);
+        var cases = new List<Conv2dParams>
+        {
+            Conv2dParams.Create(3, 1, 28, 28, 16, 5, 5, padding: 16, act: Activation.LeakyRelu, slope: 0.005f), // a first layer
+            Conv2dParams.Create(1, 16, 41, 43, 16, 5, 5, dilation: 2, act: Activation.LeakyRelu, slope: 0.1f),
+            Conv2dParams.Create(2, 16, 52, 52, 32, 5, 5, dilation: 8, bias: false),                            // row by row
+            Conv2dParams.Create(5, 32, 31, 31, 128, 4, 4),                                                      // K = 512: four K blocks
+            Conv2dParams.Create(1, 7, 9, 11, 13, 3, 2, padding: 1, act: Activation.Relu),                      // 13 rows: a partial panel
+            Conv2dParams.Create(2, 3, 6, 5, 5, 2, 3, dilation: 2, padding: 2),                                 // fewer pixels than a tile
+            Conv2dParams.Create(1, 200, 8, 9, 9, 3, 3, padding: 1),                                            // K = 1800
+        };
+        var asym = Conv2dParams.Create(2, 1, 28, 28, 16, 6, 6, act: Activation.LeakyRelu, slope: 0.005f);
+        asym.PadTop = asym.PadLeft = 8; asym.PadBottom = asym.PadRight = 7;
+        cases.Add(asym);
+        while (cases.Count < 14)
+        {
+            var p = RandomParams(rng);
+            p.StrideH = p.StrideW = 1;
+            p.CIn /= p.Groups;
+            p.COut /= p.Groups;
+            p.Groups = 1;
+            if (p.KH * p.KW > 1) cases.Add(p); // 1x1 layers read x in place through the GEMM path
+        }
+        bool wide = false, byRow = false;
+        for (int i = 0; i < cases.Count; i++)
+        {
+            var p = cases[i];
+            if (!Vector512.IsHardwareAccelerated) break; // the path is AVX-512 only; the other tests cover the rest
+            Assert.True(Conv2dCpu.UsesDirect(p), p.ToString());
+            if (p.KH * p.KW > 1) { wide |= Conv2dCpu.DirectTilesFollowPaddedWidth(p); byRow |= !Conv2dCpu.DirectTilesFollowPaddedWidth(p); }
+            if (i == 1) Conv2dCpu.PaddedChunkFloats = 1; // one image at a time
+            try
+            {
+                Check(p, rng, seed, $"direct case {i}");
+                var w = KernelLab.RandomFloats(rng, p.WeightElements);
+                var b = p.HasBias != 0 ? KernelLab.RandomFloats(rng, p.COut) : [];
+                using var packed = Conv2dCpu.PackWeights(p, w);
+                var x = KernelLab.RandomFloats(rng, p.InputElements);
+                var y = new float[p.OutputElements];
+                KernelLab.Poison(y);
+                Conv2dCpu.Forward(p, x, packed, b, y);
+                KernelLab.AssertClose(y, Reference(p, x, w, b), Tolerance, $"seed {seed}, direct case {i} packed: {p}");
+                Conv2dCpu.DisableDirect = true;
+                Assert.False(packed.Matches(p)); // packed for the direct path: the GEMM path refuses it
+            }
+            finally
+            {
+                Conv2dCpu.DisableDirect = false;
+                Conv2dCpu.PaddedChunkFloats = 1L << 24;
+            }
+        }
+        if (Vector512.IsHardwareAccelerated) Assert.True(wide && byRow, $"wide tiles {wide}, row tiles {byRow}: both mappings must be exercised");
     }
 
     [Fact]
