@@ -143,48 +143,53 @@ public class Conv2dCpuTests
     [Fact]
     public void DirectPathMatchesReference()
     {
-        // Stride 1, ungrouped, AVX-512: B rows read in place through the (channel, tap) offset table.
+        // Stride 1, ungrouped, AVX-512: B rows read in place through the (channel, tap) offset table, 32-pixel tiles
+        // in y's order (straight, wrapping into the next row, partial at the plane's end).
         var rng = KernelLab.NewRng(out int seed);
         var cases = new List<Conv2dParams>
         {
             Conv2dParams.Create(3, 1, 28, 28, 16, 5, 5, padding: 16, act: Activation.LeakyRelu, slope: 0.005f), // a first layer
-            Conv2dParams.Create(1, 16, 41, 43, 16, 5, 5, dilation: 2, act: Activation.LeakyRelu, slope: 0.1f),
-            Conv2dParams.Create(2, 16, 52, 52, 32, 5, 5, dilation: 8, bias: false),                            // row by row
+            Conv2dParams.Create(1, 16, 41, 43, 16, 5, 5, dilation: 2, act: Activation.LeakyRelu, slope: 0.1f),  // in place, tiles split
+            Conv2dParams.Create(2, 16, 52, 52, 32, 5, 5, dilation: 8, bias: false),
             Conv2dParams.Create(5, 32, 31, 31, 128, 4, 4),                                                      // K = 512: four K blocks
-            Conv2dParams.Create(1, 7, 9, 11, 13, 3, 2, padding: 1, act: Activation.Relu),                      // 13 rows: a partial panel
-            Conv2dParams.Create(2, 3, 6, 5, 5, 2, 3, dilation: 2, padding: 2),                                 // fewer pixels than a tile
-            Conv2dParams.Create(1, 200, 8, 9, 9, 3, 3, padding: 1),                                            // K = 1800
+            Conv2dParams.Create(1, 7, 9, 17, 13, 3, 2, padding: 1, act: Activation.Relu),                      // 13 rows: a partial panel
+            Conv2dParams.Create(2, 3, 6, 16, 5, 2, 3, dilation: 2, padding: 2),                                // fewer pixels than a tile row
+            Conv2dParams.Create(1, 200, 8, 20, 9, 3, 3, padding: 1),                                           // K = 1800
+            Conv2dParams.Create(4, 5, 3, 64, 8, 3, 1, padding: 1),                                             // straight tiles only
         };
         var asym = Conv2dParams.Create(2, 1, 28, 28, 16, 6, 6, act: Activation.LeakyRelu, slope: 0.005f);
         asym.PadTop = asym.PadLeft = 8; asym.PadBottom = asym.PadRight = 7;
         cases.Add(asym);
-        while (cases.Count < 14)
+        while (cases.Count < 16)
         {
             var p = RandomParams(rng);
             p.StrideH = p.StrideW = 1;
             p.CIn /= p.Groups;
             p.COut /= p.Groups;
             p.Groups = 1;
+            p.W += 16;
             if (p.KH * p.KW > 1) cases.Add(p); // 1x1 layers read x in place through the GEMM path
         }
-        bool wide = false, byRow = false;
+        if (!Vector512.IsHardwareAccelerated) return; // the path is AVX-512 only; the other tests cover the rest
         for (int i = 0; i < cases.Count; i++)
         {
             var p = cases[i];
-            if (!Vector512.IsHardwareAccelerated) break; // the path is AVX-512 only; the other tests cover the rest
             Assert.True(Conv2dCpu.UsesDirect(p), p.ToString());
-            if (p.KH * p.KW > 1) { wide |= Conv2dCpu.DirectTilesFollowPaddedWidth(p); byRow |= !Conv2dCpu.DirectTilesFollowPaddedWidth(p); }
-            if (i == 1) Conv2dCpu.PaddedChunkFloats = 1; // one image at a time
+            if (i == 0) Conv2dCpu.PaddedChunkFloats = 1; // one image at a time
             try
             {
                 Check(p, rng, seed, $"direct case {i}");
+                // x in the middle of NaN: a stored output that read past x's planes would be NaN.
                 var w = KernelLab.RandomFloats(rng, p.WeightElements);
                 var b = p.HasBias != 0 ? KernelLab.RandomFloats(rng, p.COut) : [];
-                using var packed = Conv2dCpu.PackWeights(p, w);
                 var x = KernelLab.RandomFloats(rng, p.InputElements);
+                var framed = new float[x.Length + 4096];
+                Array.Fill(framed, float.NaN);
+                x.CopyTo(framed, 2048);
+                using var packed = Conv2dCpu.PackWeights(p, w);
                 var y = new float[p.OutputElements];
                 KernelLab.Poison(y);
-                Conv2dCpu.Forward(p, x, packed, b, y);
+                Conv2dCpu.Forward(p, framed.AsSpan(2048, x.Length), packed, b, y);
                 KernelLab.AssertClose(y, Reference(p, x, w, b), Tolerance, $"seed {seed}, direct case {i} packed: {p}");
                 Conv2dCpu.DisableDirect = true;
                 Assert.False(packed.Matches(p)); // packed for the direct path: the GEMM path refuses it
@@ -195,7 +200,16 @@ public class Conv2dCpuTests
                 Conv2dCpu.PaddedChunkFloats = 1L << 24;
             }
         }
-        if (Vector512.IsHardwareAccelerated) Assert.True(wide && byRow, $"wide tiles {wide}, row tiles {byRow}: both mappings must be exercised");
+    }
+
+    [Fact]
+    public void DirectPathLeavesNarrowStridedAndGroupedLayersToGemm()
+    {
+        Assert.False(Conv2dCpu.UsesDirect(Conv2dParams.Create(1, 8, 20, 15, 8, 3, 3)));            // OutW 13 < 16
+        Assert.False(Conv2dCpu.UsesDirect(Conv2dParams.Create(1, 8, 40, 40, 8, 3, 3, stride: 2)));
+        Assert.False(Conv2dCpu.UsesDirect(Conv2dParams.Create(1, 8, 40, 40, 8, 3, 3, groups: 2)));
+        Assert.False(Conv2dCpu.UsesDirect(Conv2dParams.Create(1, 8, 40, 40, 8, 1, 1)));
+        Assert.Equal(Sgemm.Use512, Conv2dCpu.UsesDirect(Conv2dParams.Create(1, 8, 40, 40, 8, 3, 3)));
     }
 
     [Fact]
