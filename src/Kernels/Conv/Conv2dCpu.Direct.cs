@@ -43,11 +43,15 @@ public static unsafe partial class Conv2dCpu
 
     private static int Tiles(in Conv2dParams p) => (p.OutH * p.OutW + Tile - 1) / Tile;
 
-    /// <summary>Scratch floats the direct path takes on the calling thread: padded input (if any), row and tile tables, bias.</summary>
-    private static long DirectWorkspaceFloats(in Conv2dParams p)
+    /// <summary>
+    /// Scratch floats the direct path takes: on the calling thread the padded input (if any), row and tile tables and
+    /// bias; on each of <paramref name="threads"/> workers the scratch tiles of one group.
+    /// </summary>
+    private static long DirectWorkspaceFloats(in Conv2dParams p, int threads)
     {
         int mPad = (p.COut + Rows8 - 1) / Rows8 * Rows8;
-        long floats = (long)p.CIn * p.KH * p.KW + (long)TileInts * Tiles(p) + mPad + 3 * 16;
+        long floats = (long)p.CIn * p.KH * p.KW + (long)TileInts * Tiles(p) + mPad + 3 * 16
+            + threads * ((long)mPad * GroupTiles(mPad) * Tile + 16);
         if (IsPadded(p))
         {
             long imageStride = (long)p.CIn * PaddedPlaneStride(p.H + p.PadTop + p.PadBottom, p.W + p.PadLeft + p.PadRight);
@@ -148,46 +152,73 @@ public static unsafe partial class Conv2dCpu
         ConvolveTiles(d, image, t0, t1);
     }
 
+    /// <summary>Output floats of a tile group: its outputs stay in L2 while every K block adds to them.</summary>
+    private const int GroupOutputFloats = 64 * 1024;
+
+    /// <summary>Tiles per group: as many as keep the group's outputs (all output channels) in L2 across the K blocks.</summary>
+    private static int GroupTiles(int mPad) => Math.Max(1, GroupOutputFloats / (mPad * Tile));
+
+    /// <summary>
+    /// Groups of tiles, then K blocks, then 8-row panels, then the group's tiles: a group's B rows of one K block
+    /// and its outputs stay in cache while every panel passes over them (a whole image of a wide layer does not).
+    /// Tiles not stored straight into y (the plane's last, partial tile; a panel past COut) accumulate in scratch.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ConvolveTiles(in DirectCall d, int image, int t0, int t1)
     {
         var p = d.P;
-        int total = p.OutH * p.OutW, kcMax = Sgemm.KBlock(d.K);
+        int total = p.OutH * p.OutW, kcMax = Sgemm.KBlock(d.K), groupTiles = GroupTiles(d.MPad);
         float* xImage = d.XPad + image * d.ImageStride;
         float* yImage = d.Y + (long)(d.N0 + image) * p.COut * total;
-        float* temp = stackalloc float[Rows8 * Tile];
+        float* scratch = Workspace.Scratch((long)d.MPad * groupTiles * Tile);
         var lane = Vector512<int>.Indices;
-        for (int m = 0; m < d.MPad; m += Rows8)
+        for (int g0 = t0; g0 < t1; g0 += groupTiles)
         {
-            bool fullRows = m + Rows8 <= p.COut;
-            for (int t = t0; t < t1; t++)
+            int g1 = Math.Min(t1, g0 + groupTiles);
+            for (int k0 = 0, kc; k0 < d.K; k0 += kc)
             {
-                int* info = d.TileTable + t * TileInts;
-                int s = t * Tile, valid = Math.Min(Tile, total - s);
-                // Both halves in one row: one contiguous 32-pixel read per B row.
-                bool straight = info[2] == Half && info[5] == Half && info[3] == info[0] + Half;
-                bool direct = fullRows && valid == Tile;
-                float* c = direct ? yImage + (long)m * total + s : temp;
-                int ldc = direct ? total : Tile;
-                var take0 = Vector512.LessThan(lane, Vector512.Create(info[2])).AsSingle();
-                var take1 = Vector512.LessThan(lane, Vector512.Create(info[5])).AsSingle();
-                for (int k0 = 0, kc; k0 < d.K; k0 += kc)
+                kc = Sgemm.KcAt(k0, d.K, d.K, kcMax);
+                bool first = k0 == 0, last = k0 + kc == d.K;
+                var act = last ? p.Act : Activation.None;
+                int* rows = d.RowOffsets + k0;
+                for (int m = 0; m < d.MPad; m += Rows8)
                 {
-                    kc = Sgemm.KcAt(k0, d.K, d.K, kcMax);
-                    bool first = k0 == 0, last = k0 + kc == d.K;
+                    bool fullRows = m + Rows8 <= p.COut;
                     float* aPanel = d.A + (long)k0 * d.MPad + (long)m * kc;
                     float* bias = first && d.Bias != null ? d.Bias + m : null;
-                    var act = last ? p.Act : Activation.None;
-                    if (straight)
-                        SgemmMicroKernels.Kernel8x32Rows(kc, aPanel, xImage + info[0], d.RowOffsets + k0, c, ldc, !first, bias, act, p.Slope);
-                    else
-                        SgemmMicroKernels.Kernel8x32RowsWrapped(kc, aPanel, xImage, d.RowOffsets + k0, info[0], info[1], take0,
-                            info[3], info[4], take1, c, ldc, !first, bias, act, p.Slope);
+                    for (int t = g0; t < g1; t++)
+                    {
+                        int* info = d.TileTable + t * TileInts;
+                        int s = t * Tile;
+                        bool direct = fullRows && s + Tile <= total;
+                        float* c = direct ? yImage + (long)m * total + s : scratch + ((long)m * groupTiles + (t - g0)) * Tile;
+                        int ldc = direct ? total : groupTiles * Tile;
+                        // Both halves in one output row: one contiguous 32-pixel read per B row.
+                        if (info[2] == Half && info[5] == Half && info[3] == info[0] + Half)
+                            SgemmMicroKernels.Kernel8x32Rows(kc, aPanel, xImage + info[0], rows, c, ldc, !first, bias, act, p.Slope);
+                        else
+                            SgemmMicroKernels.Kernel8x32RowsWrapped(kc, aPanel, xImage, rows,
+                                info[0], info[1], Vector512.LessThan(lane, Vector512.Create(info[2])).AsSingle(),
+                                info[3], info[4], Vector512.LessThan(lane, Vector512.Create(info[5])).AsSingle(),
+                                c, ldc, !first, bias, act, p.Slope);
+                    }
                 }
-                if (direct) continue;
+            }
+            // Copy the scratch tiles' valid part into y.
+            for (int m = 0; m < d.MPad; m += Rows8)
+            {
+                bool fullRows = m + Rows8 <= p.COut;
                 int rowsValid = Math.Min(Rows8, p.COut - m);
-                for (int r = 0; r < rowsValid; r++)
-                    new ReadOnlySpan<float>(temp + r * Tile, valid).CopyTo(new Span<float>(yImage + (long)(m + r) * total + s, valid));
+                for (int t = g0; t < g1; t++)
+                {
+                    int s = t * Tile;
+                    if (fullRows && s + Tile <= total) continue;
+                    int valid = Math.Min(Tile, total - s);
+                    float* c = scratch + ((long)m * groupTiles + (t - g0)) * Tile;
+                    for (int r = 0; r < rowsValid; r++)
+                        new ReadOnlySpan<float>(c + (long)r * groupTiles * Tile, valid)
+                            .CopyTo(new Span<float>(yImage + (long)(m + r) * total + s, valid));
+                }
             }
         }
     }

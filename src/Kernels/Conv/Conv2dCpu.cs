@@ -85,7 +85,7 @@ public static unsafe partial class Conv2dCpu
         bool use512 = Sgemm.Use512;
         long floats;
         if (UsesDirect(p))
-            floats = (weightsPacked ? 0 : PackedFloats(p, use512) + Align) + DirectWorkspaceFloats(p);
+            floats = (weightsPacked ? 0 : PackedFloats(p, use512) + Align) + DirectWorkspaceFloats(p, threads);
         else if (p.CInPerGroup == 1)
             floats = threads * ((long)(p.H + p.PadTop + p.PadBottom) * (p.W + p.PadLeft + p.PadRight) + Align);
         else
