@@ -133,8 +133,12 @@ public sealed partial class OnnxGraph
             at = deps[at].First(p => !done[p]);
         }
         var cycle = path.Skip(seenAt[at]).Reverse().ToList(); // data-flow order: each feeds the next
-        cycle.Add(cycle[0]);
-        throw Error(Location, $"the nodes form a cycle, so no order can run them: {string.Join(" -> ", cycle.Select(i => Label(Nodes[i])))}");
+        int first = cycle.IndexOf(cycle.Min());
+        cycle = [.. cycle.Skip(first), .. cycle.Take(first)]; // from its earliest node in the file
+        // A hostile file can make a cycle of every node: name the first few.
+        var shown = cycle.Take(8).Select(i => Label(Nodes[i])).ToList();
+        shown.Add(cycle.Count > 8 ? $"... ({cycle.Count} nodes in all)" : Label(Nodes[cycle[0]]));
+        throw Error(Location, $"the nodes form a cycle, so no order can run them: {string.Join(" -> ", shown)}");
     }
 
     private static string Label(OnnxNode node) =>

@@ -22,7 +22,7 @@ internal sealed partial class OnnxReader
             {
                 case 1:
                     name = r.String("name");
-                    r.Location = $"{nodeLocation} attribute {OnnxFormatException.Quote(name)}";
+                    if (name.Length > 0) r.Location = $"{nodeLocation} attribute {OnnxFormatException.Quote(name)}";
                     break;
                 case 20: type = r.Int64("type"); break;
                 case 2: scalar = r.Float("f"); present.Add(OnnxAttributeType.Float); break;
@@ -104,7 +104,7 @@ internal sealed partial class OnnxReader
             {
                 case 1:
                     name = r.String("name");
-                    r.Location = $"{at} {OnnxFormatException.Quote(name)}";
+                    r.Location = name.Length == 0 ? at : $"{at} {OnnxFormatException.Quote(name)}";
                     break;
                 case 2: (kind, elementType, shape) = ReadType(r.Message("type", r.Location)); break;
                 default: r.Skip(); break;

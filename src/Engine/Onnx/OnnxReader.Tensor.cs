@@ -31,7 +31,7 @@ internal sealed partial class OnnxReader
                 case 7: r.Int64s("int64_data", int64s ??= []); break;
                 case 8:
                     name = r.String("name");
-                    r.Location = $"{at} {OnnxFormatException.Quote(name)}";
+                    r.Location = name.Length == 0 ? at : $"{at} {OnnxFormatException.Quote(name)}";
                     break;
                 case 9: raw = r.Bytes("raw_data"); break;
                 case 10: r.Doubles("double_data", doubles ??= []); break;

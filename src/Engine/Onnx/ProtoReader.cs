@@ -12,20 +12,16 @@ namespace GpuAnomaly.Engine.Onnx;
 /// </summary>
 internal sealed class ProtoReader
 {
-    /// <summary>Protobuf's own default nesting limit; the ONNX reader's subgraph limit keeps real files far below it.</summary>
-    public const int MaxMessageDepth = 100;
-
     private readonly CodedInputStream _input;
-    private readonly int _depth;
 
-    public ProtoReader(string file, byte[] buffer, int offset, int length, string location, int depth = 0)
+    // No depth limit of its own: the reader recurses only through subgraphs, which OnnxModel.MaxSubgraphDepth bounds.
+    public ProtoReader(string file, byte[] buffer, int offset, int length, string location)
     {
         File = file;
         Buffer = buffer;
         Offset = offset;
         Length = length;
         Location = location;
-        _depth = depth;
         _input = new CodedInputStream(buffer, offset, length);
     }
 
@@ -96,8 +92,7 @@ internal sealed class ProtoReader
     public ProtoReader Message(string name, string location)
     {
         var (start, length) = Delimited(name);
-        if (_depth + 1 > MaxMessageDepth) throw Error($"{Describe(name)}: messages nested deeper than {MaxMessageDepth} levels");
-        return new ProtoReader(File, Buffer, start, length, location, _depth + 1);
+        return new ProtoReader(File, Buffer, start, length, location);
     }
 
     /// <summary>A repeated varint field, packed (one length-delimited run) or not (one value per tag): protobuf parsers accept both.</summary>
