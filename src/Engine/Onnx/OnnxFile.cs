@@ -25,12 +25,26 @@ internal static class OnnxFile
                 throw new OnnxFormatException(path, null, $"is {DeviceOutOfMemoryException.FormatBytes(length)}, more than the 2 GiB a protobuf message can hold " +
                                                           "(large models keep their weights in external data files)");
             string directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? Directory.GetCurrentDirectory();
-            return (File.ReadAllBytes(path), directory);
+            return (ReadExactly(path, length), directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
             throw new OnnxFormatException(path, null, $"cannot read the file: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// The file's <paramref name="length"/> bytes, and not one more: File.ReadAllBytes would read a device such as
+    /// /dev/zero (length 0, endless) until memory runs out.
+    /// </summary>
+    private static byte[] ReadExactly(string path, long length)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        var buffer = new byte[length];
+        int read = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+        if (read < buffer.Length) throw new OnnxFormatException(path, null, $"file ended at byte {read} of {length} while reading: it changed meanwhile");
+        if (stream.ReadByte() >= 0) throw new OnnxFormatException(path, null, $"holds more than the {length} bytes its size says: a device or a file being written, not an ONNX file");
+        return buffer;
     }
 
     /// <summary>The reader of the file's root message, after refusing empty and foreign files.</summary>

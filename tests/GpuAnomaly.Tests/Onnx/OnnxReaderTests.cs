@@ -253,6 +253,9 @@ public sealed class OnnxReaderTests
         Assert.EndsWith("no such file", Assert.Throws<OnnxFormatException>(() => OnnxModel.Load("/nonexistent/m.onnx")).Message);
         Assert.Contains("is a directory", Assert.Throws<OnnxFormatException>(() => OnnxModel.Load(OnnxFixtures.Dir)).Message);
         Assert.Contains("no such file", Assert.Throws<OnnxFormatException>(() => OnnxTensor.Load("/nonexistent/input_0.pb")).Message);
+        // A device reports length 0 and never ends: refused, not read until memory runs out.
+        if (File.Exists("/dev/zero"))
+            Assert.Contains("holds more than the 0 bytes its size says", Assert.Throws<OnnxFormatException>(() => OnnxModel.Load("/dev/zero")).Message);
     }
 
     [Fact]
