@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using GpuAnomaly.Cli.Images;
+using GpuAnomaly.Engine.Onnx;
 using GpuAnomaly.Engine.Weights;
 using GpuAnomaly.Models.MemoryBank;
 using GpuAnomaly.Models.StudentTeacher;
@@ -16,7 +17,7 @@ namespace GpuAnomaly.Fuzz;
 /// </summary>
 public static class FuzzTargets
 {
-    public static readonly string[] Names = ["safetensors", "image", "config"];
+    public static readonly string[] Names = ["safetensors", "image", "config", "onnx"];
 
     /// <summary>The target named <paramref name="name"/>, or null.</summary>
     public static Action<byte[]>? Get(string name) => name switch
@@ -24,6 +25,7 @@ public static class FuzzTargets
         "safetensors" => Safetensors,
         "image" => Image,
         "config" => Config,
+        "onnx" => Onnx,
         _ => null,
     };
 
@@ -101,6 +103,42 @@ public static class FuzzTargets
             }
         }
         catch (SafetensorsException) { }
+    }
+
+    /// <summary>
+    /// The input as an ONNX model (<see cref="OnnxModel.Parse"/>, no base directory, so external data is refused):
+    /// every initializer and tensor attribute decoded as an importer would, attributes printed, op counts taken;
+    /// then the same bytes as a lone TensorProto (<see cref="OnnxTensor.Parse"/>). Expected: <see cref="OnnxFormatException"/>.
+    /// </summary>
+    public static void Onnx(byte[] input)
+    {
+        try
+        {
+            var model = OnnxModel.Parse(input, "fuzz-input", null);
+            foreach (var t in model.Graph.Initializers) Decode(t);
+            foreach (var node in model.Graph.AllNodes())
+                foreach (var a in node.Attributes.Values)
+                {
+                    _ = a.ToString();
+                    if (a.Type == OnnxAttributeType.Tensor) Decode(a.AsTensor());
+                    if (a.Type == OnnxAttributeType.Tensors) foreach (var t in a.AsTensors()) Decode(t);
+                }
+            _ = model.OpCounts();
+        }
+        catch (OnnxFormatException) { }
+        try { Decode(OnnxTensor.Parse(input, "fuzz-input")); }
+        catch (OnnxFormatException) { }
+
+        // The conversion a tensor's type allows; a wrong-type call is a typed error too, so each is tried.
+        static void Decode(OnnxTensor t)
+        {
+            foreach (var convert in new Func<OnnxTensor, object>[] { x => x.ToFloatArray(), x => x.ToInt64Array(), x => x.ToInt32Array(),
+                         x => x.ToDoubleArray(), x => x.ToBoolArray(), x => x.ToStringArray(), x => x.RawData() })
+            {
+                try { convert(t); }
+                catch (OnnxFormatException) { }
+            }
+        }
     }
 
     private static Dictionary<string, string> Meta(string architecture, string config) =>

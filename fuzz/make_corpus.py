@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of fuzz/corpus/ (deterministic; run from anywhere). The two JPEG seeds
+"""Writes the seed corpora of fuzz/corpus/ (deterministic; run from anywhere). The onnx seeds are copies of the ONNX
+reader's test fixtures (tools/export/onnx_reader_fixtures.py writes them). The two JPEG seeds
 (corpus/image/python*.jpg) are CPython's Lib/test/imghdrdata test images (PSF license), copied, not generated."""
 import json, os, struct, zlib
 
@@ -93,3 +94,10 @@ def bmp(w, h, bpp, pixels, palette=b""):
 write("image", "rgb24_2x2.bmp", bmp(2, 2, 24, [bytes([0, 0, 255, 0, 255, 0]), bytes([255, 0, 0, 9, 9, 9])]))
 write("image", "pal8_3x1.bmp", bmp(3, 1, 8, [bytes([0, 1, 1])], palette=bytes([0, 0, 0, 0, 255, 255, 255, 0])))
 write("image", "rgba32_1x1.bmp", bmp(1, 1, 32, [bytes([1, 2, 3, 4])]))
+
+
+# ---- onnx: the reader's fixtures (torch.onnx.export, onnx.helper), copied ------------------------
+FIXTURES = os.path.join(HERE, "..", "tests", "GpuAnomaly.Tests", "Fixtures", "onnx")
+for name in ["tiny_cnn.onnx", "tiny_cnn_external.onnx", "typed.onnx", "subgraph.onnx", "tensor_float.pb"]:
+    with open(os.path.join(FIXTURES, name), "rb") as f:
+        write("onnx", name, f.read())

@@ -7,10 +7,10 @@
 #
 # Needs: afl-fuzz (Debian: apt-get install 'afl++'), the SharpFuzz tool
 #   dotnet tool install SharpFuzz.CommandLine --version 2.3.0 --tool-path /tmp/sharpfuzz-tool
-# (SHARPFUZZ=path overrides where it is looked for). TARGET: safetensors | image | config.
+# (SHARPFUZZ=path overrides where it is looked for). TARGET: safetensors | image | config | onnx.
 set -euo pipefail
 
-target=${1:?usage: fuzz/run.sh safetensors|image|config [EXECS] [SEED]}
+target=${1:?usage: fuzz/run.sh safetensors|image|config|onnx [EXECS] [SEED]}
 execs=${2:-1000000}
 seed=${3:-1}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +22,8 @@ case $target in
   safetensors) dlls="GpuAnomaly.Engine.dll GpuAnomaly.Kernels.dll" ;;
   image) dlls="gpuanomaly.dll StbImageSharp.dll" ;;
   config) dlls="GpuAnomaly.Models.dll" ;;
-  *) echo "unknown target '$target' (safetensors, image, config)" >&2; exit 2 ;;
+  onnx) dlls="GpuAnomaly.Engine.dll Google.Protobuf.dll" ;;
+  *) echo "unknown target '$target' (safetensors, image, config, onnx)" >&2; exit 2 ;;
 esac
 
 rm -rf "$out"

@@ -1,23 +1,33 @@
 using System.CommandLine;
 using GpuAnomaly.Engine;
+using GpuAnomaly.Engine.Onnx;
 using GpuAnomaly.Engine.Weights;
 using Spectre.Console;
 
 namespace GpuAnomaly.Cli.Commands;
 
-/// <summary>`gpuanomaly inspect FILE`: a weights file's tensors and metadata. A bad file: one line, exit 2.</summary>
+/// <summary>
+/// `gpuanomaly inspect FILE`: a weights file's tensors and metadata, an ONNX model's graph, or a lone ONNX tensor.
+/// A bad file: one line, exit 2.
+/// </summary>
 internal static class InspectCommand
 {
     public static Command Create(CliOutput output)
     {
-        var file = new Argument<string>("file") { Description = "A .safetensors file" }.NotAnOption();
-        var cmd = new Command("inspect", "List a weights file's tensors (name, dtype, shape, bytes) and its metadata.") { file };
+        var file = new Argument<string>("file") { Description = "A .safetensors file, an .onnx model, or a .pb ONNX tensor" }.NotAnOption();
+        var cmd = new Command("inspect", "List a weights file's tensors (name, dtype, shape, bytes) and its metadata, or an ONNX model's " +
+                                         "opsets, inputs, outputs, initializers and op types.") { file };
         cmd.SetAction(r =>
         {
             string path = r.GetValue(file)!;
+            var console = InfoCommand.Console(output.Out);
+            switch (Kind(path))
+            {
+                case FileKind.OnnxModel: OnnxInspect.Model(console, OnnxModel.Load(path)); return 0;
+                case FileKind.OnnxTensor: OnnxInspect.Tensor(console, path, OnnxTensor.Load(path)); return 0;
+            }
             if (!File.Exists(path)) throw new SafetensorsException(path, null, Directory.Exists(path) ? "is a directory" : "no such file");
             using var st = SafetensorsFile.Open(path);
-            var console = InfoCommand.Console(output.Out);
             var table = new Table().AddColumns("tensor", "dtype", "shape", "bytes");
             long total = 0, elements = 0;
             foreach (var t in st.Tensors)
@@ -38,5 +48,32 @@ internal static class InspectCommand
             return 0;
         });
         return cmd;
+    }
+
+    private enum FileKind { Safetensors, OnnxModel, OnnxTensor }
+
+    /// <summary>
+    /// By extension (.onnx, .pb as the ONNX backend tests name tensors, .safetensors); other names by content: a
+    /// safetensors file has its JSON's '{' at byte 8, a serialized model starts with the tag of ir_version (0x08).
+    /// </summary>
+    private static FileKind Kind(string path)
+    {
+        switch (Path.GetExtension(path).ToLowerInvariant())
+        {
+            case ".onnx": return FileKind.OnnxModel;
+            case ".pb": return FileKind.OnnxTensor;
+            case ".safetensors": return FileKind.Safetensors;
+        }
+        try
+        {
+            Span<byte> head = stackalloc byte[9];
+            using var f = File.OpenRead(path);
+            int n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+            return n >= 1 && head[0] == 0x08 && !(n == 9 && head[8] == (byte)'{') ? FileKind.OnnxModel : FileKind.Safetensors;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return FileKind.Safetensors; // its reader reports the file as it does for any unreadable file
+        }
     }
 }

@@ -69,6 +69,7 @@ public sealed class FuzzReplayTests : IDisposable
     [InlineData("safetensors", 1)]
     [InlineData("image", 2)]
     [InlineData("config", 3)]
+    [InlineData("onnx", 4)]
     public async Task FixedSeedMutations_OnlyTypedErrors(string target, int seed)
     {
         var run = FuzzTargets.Get(target)!;
