@@ -143,7 +143,7 @@ public static unsafe partial class Conv2dCpu
             float* wg = w + (long)g * cog * k;
             if (!tapMajor)
             {
-                Sgemm.PackA(wg, k, cog, k, a + g * groupA, use512);
+                Sgemm.PackA(wg, k, cog, k, a + g * groupA, use512, kcMax: UsesDirect(p) ? DirectKBlock(k) : 0);
                 continue;
             }
             // [co][ci][tap] -> [co][tap][ci], the K order of the padded-input B.

@@ -101,7 +101,10 @@ public static unsafe class Sgemm
     /// <summary>The width of the K block starting at k0: blocks of kcMax, cut at segment ends.</summary>
     internal static int KcAt(int k0, int k, int segment, int kcMax) => Math.Min(kcMax, Math.Min(k, (k0 / segment + 1) * segment) - k0);
 
-    internal static int KBlock(int k) => (k + (k + KcMax - 1) / KcMax - 1) / ((k + KcMax - 1) / KcMax);
+    internal static int KBlock(int k) => EqualBlocks(k, KcMax);
+
+    /// <summary>The widest of the fewest blocks of at most <paramref name="max"/> that cover k, all as equal as possible.</summary>
+    internal static int EqualBlocks(int k, int max) => (k + (k + max - 1) / max - 1) / ((k + max - 1) / max);
 
     /// <summary>The most one worker's packed B block takes (<see cref="Workspace.B"/>): KC x NC floats, NC rounded up to a panel, plus alignment.</summary>
     internal static long PackedBBlockFloats(bool use512) => (long)KcMax * ((NcMax + Nr(use512) - 1) / Nr(use512) * Nr(use512)) + 16;
@@ -112,10 +115,11 @@ public static unsafe class Sgemm
     /// dst + k0 * mPad, and inside it MR-row panel i at i * kc * MR, stored [kc, MR]; rows past m are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackA(float* a, int lda, int m, int k, float* dst, bool use512, int segment = 0)
+    internal static void PackA(float* a, int lda, int m, int k, float* dst, bool use512, int segment = 0, int kcMax = 0)
     {
         if (segment <= 0) segment = k;
-        int mr = Mr(use512), kcMax = KBlock(segment), mPad = (m + mr - 1) / mr * mr;
+        int mr = Mr(use512), mPad = (m + mr - 1) / mr * mr;
+        if (kcMax <= 0) kcMax = KBlock(segment);
         for (int k0 = 0, kc; k0 < k; k0 += kc)
         {
             kc = KcAt(k0, k, segment, kcMax);

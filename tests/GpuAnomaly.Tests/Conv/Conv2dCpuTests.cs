@@ -151,10 +151,10 @@ public class Conv2dCpuTests
             Conv2dParams.Create(3, 1, 28, 28, 16, 5, 5, padding: 16, act: Activation.LeakyRelu, slope: 0.005f), // a first layer
             Conv2dParams.Create(1, 16, 41, 43, 16, 5, 5, dilation: 2, act: Activation.LeakyRelu, slope: 0.1f),  // in place, tiles split
             Conv2dParams.Create(2, 16, 52, 52, 32, 5, 5, dilation: 8, bias: false),
-            Conv2dParams.Create(5, 32, 31, 31, 128, 4, 4),                                                      // K = 512: four K blocks
+            Conv2dParams.Create(5, 32, 31, 31, 128, 4, 4),                                                      // every tile wraps
             Conv2dParams.Create(1, 7, 9, 17, 13, 3, 2, padding: 1, act: Activation.Relu),                      // 13 rows: a partial panel
             Conv2dParams.Create(2, 3, 6, 16, 5, 2, 3, dilation: 2, padding: 2),                                // fewer pixels than a tile row
-            Conv2dParams.Create(1, 200, 8, 20, 9, 3, 3, padding: 1),                                           // K = 1800
+            Conv2dParams.Create(1, 200, 8, 20, 9, 3, 3, padding: 1),                                           // K = 1800: four K blocks
             Conv2dParams.Create(4, 5, 3, 64, 8, 3, 1, padding: 1),                                             // straight tiles only
         };
         var asym = Conv2dParams.Create(2, 1, 28, 28, 16, 6, 6, act: Activation.LeakyRelu, slope: 0.005f);
