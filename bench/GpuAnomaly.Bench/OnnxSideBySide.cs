@@ -13,8 +13,10 @@ namespace GpuAnomaly.Bench;
 /// calls: StudentTeacherModel.Run / WindowVitModel.Run, upload and download included) and in ONNX Runtime (its
 /// default CPU provider, all graph optimizations, one session per model), on the same random images.
 /// Both must agree (relative L2 of every output at most 1e-4) before anything is timed. Timing is interleaved:
-/// every round times ours and then ONNX Runtime (the order alternates between rounds), each with warm-up runs and
-/// then the median of <c>--repeat</c> runs; the row reports the median and the minimum of the rounds' medians.
+/// every round times ours and then ONNX Runtime (the order alternates between rounds), each alone in a child
+/// process of this program (`onnx --time ours|ort`, same environment and CPU affinity), with warm-up runs and
+/// then the median of <c>--repeat</c> runs (warm-up lasts at least <see cref="WarmupMs"/>, so that the other runtime's
+/// spinning threads are idle again); the row reports the median and the minimum of the rounds' medians.
 ///
 /// Threads: ours uses <see cref="Environment.ProcessorCount"/> workers, so the process must be started with
 /// DOTNET_PROCESSOR_COUNT=T for T threads (tools/bench/onnx_vs_ort.sh does); ONNX Runtime gets
@@ -30,8 +32,8 @@ internal static class OnnxSideBySide
 
     public static int Run(string[] args)
     {
-        string? manifest = null, only = null, ortProfile = null;
-        int rounds = 5, repeat = 20, warmup = 3;
+        string? manifest = null, only = null, ortProfile = null, timeSide = null;
+        int rounds = 5, repeat = 20, warmup = 3, seed = 0;
         for (int i = 0; i < args.Length; i++)
             switch (args[i])
             {
@@ -41,17 +43,20 @@ internal static class OnnxSideBySide
                 case "--warmup": warmup = int.Parse(args[++i]); break;
                 case "--only": only = args[++i]; break;
                 case "--ort-profile": ortProfile = args[++i]; break;
+                case "--time": timeSide = args[++i]; break;
+                case "--seed": seed = int.Parse(args[++i]); break;
                 default: throw new ArgumentException($"onnx: unknown option '{args[i]}' (--manifest, --rounds, --repeat, --warmup, --only, --ort-profile)");
             }
         if (manifest is null) throw new ArgumentException("onnx: --manifest FILE (written by tools/export/export_onnx.py --all DIR) is required");
         int threads = Environment.ProcessorCount;
         string dir = Path.GetDirectoryName(Path.GetFullPath(manifest))!;
         var entries = JsonSerializer.Deserialize<List<Entry>>(File.ReadAllText(manifest), new JsonSerializerOptions { PropertyNameCaseInsensitive = true })!;
+        if (timeSide is not null) return TimeOneSide(timeSide, entries.Single(e => Path.GetFileNameWithoutExtension(e.Onnx) == only), dir, seed, warmup, repeat);
 
         Console.WriteLine($"onnx side by side: {threads} thread(s) each (ours: DOTNET_PROCESSOR_COUNT / Environment.ProcessorCount = {threads}; " +
                           $"ONNX Runtime {OrtEnv.Instance().GetVersionString()}: intra-op {threads}, inter-op 1, sequential, ORT_ENABLE_ALL)");
         Console.WriteLine($"runtime .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, " +
-                          $"{rounds} rounds x (warm-up {warmup}, median of {repeat}), interleaved, order alternating; started {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+                          $"{rounds} rounds x (warm-up {warmup} runs and {WarmupMs} ms, median of {repeat}), one process per runtime and round, order alternating; started {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         Console.WriteLine($"{"model",-26} {"input",-16} {"thr",3} {"ours ms (med, min)",20} {"ORT ms (med, min)",20} {"ORT/ours",8} {"max rel L2",10}");
         bool allAgree = true;
         using var dev = new CpuDevice();
@@ -59,23 +64,18 @@ internal static class OnnxSideBySide
         {
             string name = Path.GetFileNameWithoutExtension(e.Onnx);
             if (only is not null && !name.Contains(only, StringComparison.Ordinal)) continue;
-            var rng = new Random(Environment.TickCount);
-            var images = new float[(long)e.Batch * e.Channels * e.Height * e.Width];
-            for (int i = 0; i < images.Length; i++) images[i] = rng.NextSingle();
+            int imageSeed = Environment.TickCount;
+            var images = Images(e, imageSeed);
 
-            using var ours = Ours.Load(e, dev);
-            using var options = new SessionOptions
-            {
-                IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            };
+            var ours = Ours.Load(e, dev);
+            using var options = OrtOptions(threads);
             if (ortProfile is not null)
             {
                 Directory.CreateDirectory(ortProfile);
                 options.EnableProfiling = true;
                 options.ProfileOutputPathPrefix = Path.Combine(ortProfile, $"{name}_t{threads}");
             }
-            using var session = new InferenceSession(Path.Combine(dir, e.Onnx), options);
+            var session = new InferenceSession(Path.Combine(dir, e.Onnx), options);
             var ort = new Ort(session, images, [e.Batch, e.Channels, e.Height, e.Width]);
 
             // Agreement first: every output of ours against ONNX Runtime's of the same name.
@@ -92,22 +92,24 @@ internal static class OnnxSideBySide
             bool agree = worst <= Tolerance;
             allAgree &= agree;
 
+            if (ortProfile is not null)
+            {
+                for (int i = 0; i < 10; i++) ort.Run();
+                Console.Error.WriteLine($"ONNX Runtime profile: {session.EndProfiling()}");
+            }
+            // Each runtime is timed alone in its own process: in one process ONNX Runtime's spinning intra-op threads
+            // and .NET's pool threads take cores from each other (see WarmupMs).
+            ours.Dispose();
+            session.Dispose();
             var oursMedians = new double[rounds];
             var ortMedians = new double[rounds];
             for (int r = 0; r < rounds; r++)
             {
-                if (r % 2 == 0)
-                {
-                    oursMedians[r] = Median(warmup, repeat, () => ours.Run(images));
-                    ortMedians[r] = Median(warmup, repeat, () => ort.Run());
-                }
-                else
-                {
-                    ortMedians[r] = Median(warmup, repeat, () => ort.Run());
-                    oursMedians[r] = Median(warmup, repeat, () => ours.Run(images));
-                }
+                string first = r % 2 == 0 ? "ours" : "ort", second = r % 2 == 0 ? "ort" : "ours";
+                double a = TimeInChild(first, manifest, name, imageSeed, warmup, repeat);
+                double b = TimeInChild(second, manifest, name, imageSeed, warmup, repeat);
+                (oursMedians[r], ortMedians[r]) = r % 2 == 0 ? (a, b) : (b, a);
             }
-            if (ortProfile is not null) Console.Error.WriteLine($"ONNX Runtime profile: {session.EndProfiling()}");
             double om = Median(oursMedians), rm = Median(ortMedians);
             Console.WriteLine($"{name,-26} {$"{e.Batch}x{e.Channels}x{e.Height}x{e.Width}",-16} {threads,3} " +
                               $"{$"{om:F3}, {oursMedians.Min():F3}",20} {$"{rm:F3}, {ortMedians.Min():F3}",20} {rm / om,8:F2} {worst,10:E1}" +
@@ -164,6 +166,58 @@ internal static class OnnxSideBySide
         }
     }
 
+    private static float[] Images(Entry e, int seed)
+    {
+        var rng = new Random(seed);
+        var images = new float[(long)e.Batch * e.Channels * e.Height * e.Width];
+        for (int i = 0; i < images.Length; i++) images[i] = rng.NextSingle();
+        return images;
+    }
+
+    private static SessionOptions OrtOptions(int threads) => new()
+    {
+        IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+    };
+
+    /// <summary>Runs this program as `onnx --time SIDE` (same environment, CPU affinity inherited) and reads its median.</summary>
+    private static double TimeInChild(string side, string manifest, string name, int seed, int warmup, int repeat)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { typeof(OnnxSideBySide).Assembly.Location, "onnx", "--time", side, "--manifest", manifest, "--only", name,
+                     "--seed", $"{seed}", "--warmup", $"{warmup}", "--repeat", $"{repeat}" })
+            start.ArgumentList.Add(a);
+        using var child = Process.Start(start)!;
+        string output = child.StandardOutput.ReadToEnd();
+        child.WaitForExit();
+        if (child.ExitCode != 0 || !double.TryParse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture, out double ms))
+            throw new InvalidOperationException($"onnx --time {side} {name}: exit {child.ExitCode}, output '{output.Trim()}'");
+        return ms;
+    }
+
+    /// <summary>The child's side: one runtime only, warm-up, then the median of <paramref name="repeat"/> runs in ms on stdout.</summary>
+    private static int TimeOneSide(string side, Entry e, string dir, int seed, int warmup, int repeat)
+    {
+        var images = Images(e, seed);
+        double ms;
+        if (side == "ours")
+        {
+            using var dev = new CpuDevice();
+            using var ours = Ours.Load(e, dev);
+            ms = Median(warmup, repeat, () => ours.Run(images));
+        }
+        else if (side == "ort")
+        {
+            using var options = OrtOptions(Environment.ProcessorCount);
+            using var session = new InferenceSession(Path.Combine(dir, e.Onnx), options);
+            var ort = new Ort(session, images, [e.Batch, e.Channels, e.Height, e.Width]);
+            ms = Median(warmup, repeat, () => ort.Run());
+        }
+        else throw new ArgumentException($"onnx --time: side '{side}' is not ours or ort");
+        Console.WriteLine(ms.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+        return 0;
+    }
+
     private static double RelativeL2(float[] a, float[] b)
     {
         if (a.Length != b.Length) return double.PositiveInfinity;
@@ -177,9 +231,19 @@ internal static class OnnxSideBySide
         return Math.Sqrt(num / Math.Max(den, 1e-300));
     }
 
+    /// <summary>
+    /// Warm-up lasts at least this long (and at least the given number of runs), so that thread pools reach their
+    /// steady state. Each runtime runs alone in its own process: ONNX Runtime's intra-op threads spin after a run
+    /// (session.intra_op.allow_spinning, on by default: its best latency) and, in one process, take a core from
+    /// whatever runs next. Measured on window_vit at batch 1, 2 threads, in one process: ours 0.75 ms alone,
+    /// 1.01 ms right after ONNX Runtime's block; ONNX Runtime with spinning off 1.04 ms instead of 0.73.
+    /// </summary>
+    private const int WarmupMs = 300;
+
     private static double Median(int warmup, int repeat, Action run)
     {
-        for (int i = 0; i < warmup; i++) run();
+        long w0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < warmup || Stopwatch.GetElapsedTime(w0).TotalMilliseconds < WarmupMs; i++) run();
         var times = new double[repeat];
         for (int i = 0; i < repeat; i++)
         {

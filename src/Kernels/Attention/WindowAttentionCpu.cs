@@ -92,7 +92,7 @@ public static unsafe class WindowAttentionCpu
             int items = p.B * groups * (heads / call.HeadsPerItem);
             int tasks = Math.Min(items, threads * TasksPerThread);
             if (threads == 1 || tasks == 1) RunItems(call, 0, items);
-            else Parallel.For(0, tasks, t => RunItems(call, (int)((long)items * t / tasks), (int)((long)items * (t + 1) / tasks)));
+            else CpuParallel.For(0, tasks, t => RunItems(call, (int)((long)items * t / tasks), (int)((long)items * (t + 1) / tasks)));
         }
     }
 

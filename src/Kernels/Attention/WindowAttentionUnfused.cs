@@ -34,7 +34,7 @@ public static class WindowAttentionUnfused
         var outWindows = new float[(long)groups * n * c];
         var bias = biasTable.ToArray();
         var pp = p;
-        Parallel.For(0, groups * p.Heads, task => Attend(pp, task / pp.Heads, task % pp.Heads, windows, bias, outWindows));
+        CpuParallel.For(0, groups * p.Heads, task => Attend(pp, task / pp.Heads, task % pp.Heads, windows, bias, outWindows));
 
         // 5. Reverse: scatter the in-map tokens back to token order.
         for (int bg = 0; bg < groups; bg++)

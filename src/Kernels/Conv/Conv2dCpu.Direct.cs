@@ -124,7 +124,7 @@ public static unsafe partial class Conv2dCpu
             else
             {
                 var c = call;
-                Parallel.For(0, tasks, t => DirectTask(c, t));
+                CpuParallel.For(0, tasks, t => DirectTask(c, t));
             }
         }
     }

@@ -245,7 +245,7 @@ public static unsafe partial class Conv2dCpu
         nint xp = (nint)x, wp = (nint)w, bp = (nint)bias, yp = (nint)y;
         int planes = p.N * p.COut;
         if (p.Flops < 1e6) for (int i = 0; i < planes; i++) DepthwisePlane(q, (float*)xp, (float*)wp, (float*)bp, (float*)yp, i);
-        else Parallel.For(0, planes, i => DepthwisePlane(q, (float*)xp, (float*)wp, (float*)bp, (float*)yp, i));
+        else CpuParallel.For(0, planes, i => DepthwisePlane(q, (float*)xp, (float*)wp, (float*)bp, (float*)yp, i));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -199,7 +199,7 @@ public static unsafe class Sgemm
         }
         else
         {
-            Parallel.For(0, tasks, t => RunTask(pr, packer, layout, t));
+            CpuParallel.For(0, tasks, t => RunTask(pr, packer, layout, t));
         }
     }
 

@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -49,7 +50,7 @@ public static unsafe class ElementwiseCpu
         int chunks = threads * 2;
         int chunk = (n / chunks + ChunkAlign - 1) / ChunkAlign * ChunkAlign;
         chunks = (n + chunk - 1) / chunk;
-        Parallel.For(0, chunks, i =>
+        CpuParallel.For(0, chunks, i =>
         {
             int start = i * chunk, count = Math.Min(chunk, n - start);
             Chunk(op, a + start, b == null ? null : b + start, slope, y + start, count);

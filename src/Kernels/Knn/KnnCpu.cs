@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -24,7 +25,7 @@ public static unsafe class KnnCpu
             if (chunks == 1 || (long)n * d < 1 << 18)
                 for (int i = 0; i < n; i++) pn[i] = SquaredNorm(pr + (long)i * d, d);
             else
-                Parallel.For(0, chunks, c =>
+                CpuParallel.For(0, chunks, c =>
                 {
                     int i1 = Math.Min(n, (c + 1) * Chunk);
                     for (int i = c * Chunk; i < i1; i++) ((float*)o)[i] = SquaredNorm((float*)r + (long)i * d, d);
@@ -81,7 +82,7 @@ public static unsafe class KnnCpu
                 lists[t] = epi.List;
             }
             if (lay.Tasks == 1) Task(0);
-            else Parallel.For(0, lay.Tasks, Task);
+            else CpuParallel.For(0, lay.Tasks, Task);
         }
         Merge(lay, lists, k, l2, distances, indices);
     }

@@ -39,7 +39,7 @@ public static class CoresetCpu
             if (t == p.Count - 1 && t > 0) { Update(y, dims, pick, min, 0, n, first: false, out _, out _); break; }
             int pk = pick; bool first = t == 0;
             if (parallel)
-                Parallel.For(0, chunks, c => Update(y, dims, pk, min, c * Chunk, Math.Min(n, (c + 1) * Chunk), first, out far[c], out farIdx[c]));
+                CpuParallel.For(0, chunks, c => Update(y, dims, pk, min, c * Chunk, Math.Min(n, (c + 1) * Chunk), first, out far[c], out farIdx[c]));
             else
                 for (int c = 0; c < chunks; c++) Update(y, dims, pk, min, c * Chunk, Math.Min(n, (c + 1) * Chunk), first, out far[c], out farIdx[c]);
             float best = float.NegativeInfinity; int next = 0;

@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using GpuAnomaly.Kernels.Knn;
@@ -30,7 +31,7 @@ public static unsafe class HybridMemoryCpu
                 states[t] = epi.State;
             }
             if (lay.Tasks == 1) Task(0);
-            else Parallel.For(0, lay.Tasks, Task);
+            else CpuParallel.For(0, lay.Tasks, Task);
         }
         const int O = HybridMemoryScoreParams.Outputs;
         for (int qb = 0; qb < lay.QueryBlocks; qb++)

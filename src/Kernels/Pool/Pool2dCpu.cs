@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -53,7 +54,7 @@ public static unsafe class Pool2dCpu
         }
         // Chunks of whole output rows (not planes) so that a single large plane still spreads over every core.
         int chunks = Math.Min(rows, threads * 4);
-        Parallel.For(0, chunks, i => Rows<TOp>(p, x, y, (int)((long)rows * i / chunks), (int)((long)rows * (i + 1) / chunks), colCounts));
+        CpuParallel.For(0, chunks, i => Rows<TOp>(p, x, y, (int)((long)rows * i / chunks), (int)((long)rows * (i + 1) / chunks), colCounts));
     }
 
     private static void Rows<TOp>(in Pool2dParams p, float* x, float* y, int rowStart, int rowEnd, float[]? colCounts)

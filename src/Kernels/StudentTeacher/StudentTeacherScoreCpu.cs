@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 
 namespace GpuAnomaly.Kernels.StudentTeacher;
@@ -58,7 +59,7 @@ public static unsafe class StudentTeacherScoreCpu
             };
             // Below ~64K pixel-channels one core beats waking the pool.
             if (tasks == 1 || (long)hw * p.N * p.D < 1 << 16) for (int t = 0; t < tasks; t++) Run(q, a, t, blocksPerImage);
-            else Parallel.For(0, tasks, t => Run(q, a, t, blocksPerImage));
+            else CpuParallel.For(0, tasks, t => Run(q, a, t, blocksPerImage));
         }
     }
 

@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -104,7 +105,7 @@ public static unsafe class TernaryLinearCpu
         }
         int rows = Math.Max(4, (n / (8 * Environment.ProcessorCount) + 3) / 4 * 4);
         int blocks = (n + rows - 1) / rows;
-        Parallel.For(0, blocks, b => body(b * rows, Math.Min(n, (b + 1) * rows)));
+        CpuParallel.For(0, blocks, b => body(b * rows, Math.Min(n, (b + 1) * rows)));
     }
 
     // ---------------------------------------------------------------- A32

@@ -81,7 +81,7 @@ public static unsafe class DwConvCpu
         where TL : struct, ILanes<TV> where TV : struct
     {
         int chunks = Math.Min(rows, Environment.ProcessorCount * 4);
-        Parallel.For(0, chunks, i => Rows<TL, TV>(p, x, wt, cPad, zeros, y, (int)((long)rows * i / chunks), (int)((long)rows * (i + 1) / chunks)));
+        CpuParallel.For(0, chunks, i => Rows<TL, TV>(p, x, wt, cPad, zeros, y, (int)((long)rows * i / chunks), (int)((long)rows * (i + 1) / chunks)));
     }
 
     // Hot loops: compiled fully optimized at first call, not after tier-0 (short CLI runs never reach tier 1).

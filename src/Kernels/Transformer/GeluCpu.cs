@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -26,7 +27,7 @@ public static unsafe class GeluCpu
             {
                 float* cx = px, cy = py;
                 int n = x.Length, chunks = Environment.ProcessorCount * 4;
-                Parallel.For(0, chunks, i =>
+                CpuParallel.For(0, chunks, i =>
                 {
                     // Chunk borders on whole vectors of either width (16 floats) so that only the last chunk has a tail.
                     const int v = 16;

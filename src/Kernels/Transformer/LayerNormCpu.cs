@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -23,7 +24,7 @@ public static unsafe class LayerNormCpu
                 var pp = p;
                 float* cx = px, cw = pw, cb = pb, cy = py;
                 int chunks = Math.Min(p.M, Environment.ProcessorCount * 4);
-                Parallel.For(0, chunks, i => Rows(pp, cx, cw, cb, cy, (int)((long)pp.M * i / chunks), (int)((long)pp.M * (i + 1) / chunks)));
+                CpuParallel.For(0, chunks, i => Rows(pp, cx, cw, cb, cy, (int)((long)pp.M * i / chunks), (int)((long)pp.M * (i + 1) / chunks)));
             }
         }
     }

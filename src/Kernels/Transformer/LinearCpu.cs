@@ -81,7 +81,7 @@ public static unsafe class LinearCpu
         if (2.0 * p.M * p.N * p.K < ParallelFlops || blocks == 1)
             for (int b = 0; b < blocks; b++) SmallMBlock(pp, x, wt, ldw, y, b * block);
         else
-            Parallel.For(0, blocks, b => SmallMBlock(pp, x, wt, ldw, y, b * block));
+            CpuParallel.For(0, blocks, b => SmallMBlock(pp, x, wt, ldw, y, b * block));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -130,7 +130,7 @@ public static unsafe class LinearCpu
         else
         {
             int chunks = Math.Min(p.M, Environment.ProcessorCount * 4);
-            Parallel.For(0, chunks, i => EpilogueRows(pp, bias, y, (int)((long)pp.M * i / chunks), (int)((long)pp.M * (i + 1) / chunks)));
+            CpuParallel.For(0, chunks, i => EpilogueRows(pp, bias, y, (int)((long)pp.M * i / chunks), (int)((long)pp.M * (i + 1) / chunks)));
         }
     }
 

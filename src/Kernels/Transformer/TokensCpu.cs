@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -53,7 +54,7 @@ public static unsafe class TokensCpu
             float* cx = px, cy = py;
             int blocks = p.B * ((p.T + 7) / 8);
             if (p.Elements < ParallelMinElements) for (int i = 0; i < blocks; i++) Transpose(pp, cx, cy, i);
-            else Parallel.For(0, blocks, i => Transpose(pp, cx, cy, i));
+            else CpuParallel.For(0, blocks, i => Transpose(pp, cx, cy, i));
         }
     }
 

@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -27,7 +28,7 @@ public static unsafe class VimCpu
             // Below ~1M multiply-adds one core beats waking the pool.
             if (blocks == 1 || (long)p.S * (p.C + p.ResidualDim) * p.N < 1 << 20)
                 for (int t = 0; t < blocks; t++) Run(q, a, t);
-            else Parallel.For(0, blocks, t => Run(q, a, t));
+            else CpuParallel.For(0, blocks, t => Run(q, a, t));
         }
     }
 

@@ -1,3 +1,4 @@
+using GpuAnomaly.Kernels.Cpu;
 using System.Numerics.Tensors;
 
 namespace GpuAnomaly.Kernels.Vim;
@@ -25,15 +26,15 @@ public sealed class VimUnfused(VimParams p)
         int n = p.N, c = p.C, k = p.ResidualDim;
         float[] logits = _logits, centered = _centered, z = _z, r = _r, softmax = _softmax;
         // 1. logits = x W^T + b (one GEMV per sample)
-        Parallel.For(0, p.S, s =>
+        CpuParallel.For(0, p.S, s =>
         {
             var xs = xa.AsSpan(s * n, n);
             for (int j = 0; j < c; j++) logits[s * c + j] = TensorPrimitives.Dot(wa.AsSpan(j * n, n), xs) + ba[j];
         });
         // 2. x' = x - o
-        Parallel.For(0, p.S, s => TensorPrimitives.Subtract(xa.AsSpan(s * n, n), oa, centered.AsSpan(s * n, n)));
+        CpuParallel.For(0, p.S, s => TensorPrimitives.Subtract(xa.AsSpan(s * n, n), oa, centered.AsSpan(s * n, n)));
         // 3. z = Rt x'
-        Parallel.For(0, p.S, s =>
+        CpuParallel.For(0, p.S, s =>
         {
             var xs = centered.AsSpan(s * n, n);
             for (int j = 0; j < k; j++) z[s * k + j] = TensorPrimitives.Dot(rta.AsSpan(j * n, n), xs);
@@ -41,7 +42,7 @@ public sealed class VimUnfused(VimParams p)
         // 4. r = ||z||
         for (int s = 0; s < p.S; s++) r[s] = TensorPrimitives.Norm(z.AsSpan(s * k, k));
         // 5. softmax over [l, alpha r] and the scores
-        Parallel.For(0, p.S, s =>
+        CpuParallel.For(0, p.S, s =>
         {
             var l = logits.AsSpan(s * c, c);
             var sm = softmax.AsSpan(s * c, c);
