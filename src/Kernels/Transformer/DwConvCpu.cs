@@ -19,11 +19,12 @@ namespace GpuAnomaly.Kernels.Transformer;
 public static unsafe class DwConvCpu
 {
     /// <summary>
-    /// Work (multiply-adds, GELU counted as <see cref="GeluCost"/> per output) below which one thread is as fast: measured
-    /// on 2 cores, threads lost below ~0.5e6 ([1, 14x14, 128] 3x3: 12 us alone, 17 us on two), tied near 1.2e6 (the same
-    /// with GELU, 31 us), and won from ~2.2e6 ([1, 28x28, 64] 3x3 + GELU: 69 us alone, 41 us on two).
+    /// Work (multiply-adds, GELU counted as <see cref="GeluCost"/> per output) below which one thread is as fast. With
+    /// Parallel.For threads lost below ~0.5e6 on 2 cores ([1, 14x14, 128] 3x3: 12 us alone, 17 us on two); on
+    /// <see cref="CpuParallel"/>'s awake workers the three dwconv+GELU nodes of window_vit at batch 1 (about 1.2e6 each)
+    /// gain: the whole model 0.70 -> 0.68 ms on 2 threads (median of 2000 runs, three alternations).
     /// </summary>
-    private const long ParallelMinWork = 1 << 21;
+    private const long ParallelMinWork = 1 << 17;
     /// <summary>GELU's cost per element in multiply-adds of the convolution (about 40 vector instructions per vector).</summary>
     private const long GeluCost = 40;
 
