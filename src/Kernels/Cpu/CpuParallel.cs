@@ -9,8 +9,9 @@ namespace GpuAnomaly.Kernels.Cpu;
 /// costs as much as the op: window_vit at batch 1 took 0.76 ms on 2 threads against 0.83 ms on 1. Here the
 /// <see cref="Environment.ProcessorCount"/> - 1 workers spin for <see cref="SpinMicroseconds"/> after each loop
 /// (as ONNX Runtime's intra-op threads do) and only then block, so the next op of the same run finds them awake.
-/// One loop runs at a time: a loop started while another runs (a second model on another thread) or from inside
-/// a loop body runs on Parallel.For or inline instead. Exceptions of the body reach the caller (the first one).
+/// One loop runs at a time: a loop started while another runs (a second model on another thread: the workers are
+/// taken, the caller's own core is not) or from inside a loop body runs inline on its calling thread. Exceptions of
+/// the body reach the caller (the first one).
 /// </summary>
 public static class CpuParallel
 {
@@ -24,6 +25,7 @@ public static class CpuParallel
 
     // The current loop. Written by its caller while s_closed is 1 and no worker is inside (s_joined == 0).
     private static Action<int>? s_body;
+    private static ILoopBody? s_loopBody;
     private static int s_from, s_count, s_next, s_done;
     private static Exception? s_error;
     private static volatile int s_closed = 1;
@@ -37,22 +39,50 @@ public static class CpuParallel
     public static void For(int from, int to, Action<int> body)
     {
         ArgumentNullException.ThrowIfNull(body);
-        int count = to - from;
-        if (count <= 0) return;
-        if (count == 1 || t_inside)
+        if (to - from <= 0) return;
+        if (to - from == 1 || t_inside)
         {
             for (int i = from; i < to; i++) body(i);
             return;
         }
         if (Environment.ProcessorCount == 1 || Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
         {
-            Parallel.For(from, to, body);
+            for (int i = from; i < to; i++) body(i);
             return;
         }
+        Run(from, to, body, null);
+    }
+
+    /// <summary>
+    /// body.Run(i) for every i in [from, to): for callers that keep one body object and so allocate nothing per
+    /// loop (a lambda's closure and delegate are new on every call).
+    /// </summary>
+    public static void For(int from, int to, ILoopBody body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (to - from <= 0) return;
+        if (to - from == 1 || t_inside)
+        {
+            for (int i = from; i < to; i++) body.Run(i);
+            return;
+        }
+        if (Environment.ProcessorCount == 1 || Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
+        {
+            for (int i = from; i < to; i++) body.Run(i);
+            return;
+        }
+        Run(from, to, null, body);
+    }
+
+    /// <summary>Runs the loop on the workers; the caller holds s_busy.</summary>
+    private static void Run(int from, int to, Action<int>? action, ILoopBody? loopBody)
+    {
+        int count = to - from;
         try
         {
             EnsureWorkers();
-            s_body = body;
+            s_body = action;
+            s_loopBody = loopBody;
             s_from = from;
             s_count = count;
             s_next = 0;
@@ -72,6 +102,7 @@ public static class CpuParallel
             while (Volatile.Read(ref s_joined) != 0) Thread.SpinWait(4);
             var error = s_error;
             s_body = null;
+            s_loopBody = null;
             if (error is not null) ExceptionDispatchInfo.Capture(error).Throw();
         }
         finally
@@ -83,12 +114,17 @@ public static class CpuParallel
     /// <summary>Takes indices of the current loop until none are left.</summary>
     private static void Work()
     {
-        var body = s_body!;
+        var body = s_body;
+        var loopBody = s_loopBody;
         int from = s_from, count = s_count;
         int i;
         while ((i = Interlocked.Increment(ref s_next) - 1) < count)
         {
-            try { body(from + i); }
+            try
+            {
+                if (loopBody is not null) loopBody.Run(from + i);
+                else body!(from + i);
+            }
             catch (Exception e) { Interlocked.CompareExchange(ref s_error, e, null); }
             Interlocked.Increment(ref s_done);
         }
@@ -135,4 +171,10 @@ public static class CpuParallel
             Interlocked.Decrement(ref s_joined);
         }
     }
+}
+
+/// <summary>The body of a <see cref="CpuParallel.For(int, int, ILoopBody)"/> loop: Run(i) for each index, from any thread.</summary>
+public interface ILoopBody
+{
+    void Run(int index);
 }

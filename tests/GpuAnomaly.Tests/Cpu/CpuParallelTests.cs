@@ -60,4 +60,22 @@ public class CpuParallelTests
         foreach (var th in threads) Assert.True(th.Join(TimeSpan.FromSeconds(60)), "a caller did not finish");
         Assert.All(totals, s => Assert.Equal(300L * 50 * 51 / 2, s));
     }
+
+    private sealed class CountingBody(int[] hits, int from) : ILoopBody
+    {
+        public void Run(int index) => Interlocked.Increment(ref hits[index - from]);
+    }
+
+    [Fact]
+    public void BodyObjectOverload_RunsEveryIndexOnce_WithoutAllocating()
+    {
+        var hits = new int[97];
+        var body = new CountingBody(hits, 3);
+        CpuParallel.For(3, 100, body); // warm: the workers exist
+        Array.Clear(hits);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int loop = 0; loop < 50; loop++) CpuParallel.For(3, 100, body);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.All(hits, h => Assert.Equal(50, h));
+    }
 }

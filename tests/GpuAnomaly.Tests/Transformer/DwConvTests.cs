@@ -87,7 +87,7 @@ public class DwConvTests : IClassFixture<IlgpuCpuFixture>
         finally { DwConvCpu.ForceVector256 = false; }
     }
 
-    /// <summary>Warm calls below the parallel threshold allocate nothing (the reordered weights live in the thread's workspace).</summary>
+    /// <summary>Warm calls allocate nothing: the reordered weights live in the thread's workspace, the parallel loop reuses one body object.</summary>
     [Fact]
     public void Cpu_WarmCall_DoesNotAllocate()
     {
