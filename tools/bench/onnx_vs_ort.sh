@@ -10,6 +10,8 @@
 # ONNX Runtime's time over ours: above 1 means ours is faster. One process per thread count, pinned with taskset to
 # cores 0..T-1 (DOTNET_PROCESSOR_COUNT alone does not keep .NET's pool on T cores), DOTNET_PROCESSOR_COUNT=T for our
 # worker count, IntraOpNumThreads=T for ONNX Runtime. Set ORT_PROFILE=DIR to also write ONNX Runtime's own profiles.
+# Before and after, the FMA peak the cores deliver at that moment (`gpuanomaly bench --filter peak`): neighbours on the
+# host can take half of it (measured 109 instead of ~230 GFLOP/s on 2 threads); rows measured then are not valid.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,11 +28,22 @@ if ! "$py" -c "import torch, onnx" 2>/dev/null; then
 fi
 [ -f "$data/manifest.json" ] || "$py" tools/export/export_onnx.py --all "$data" > "$data.export.log"
 dotnet build bench/GpuAnomaly.Bench -c Release 2>&1 | grep -E " error " && exit 1
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The VM's cores are shared with neighbours: print what they deliver now (an idle machine gives about 2x on 2 threads).
+dotnet build src/Cli -c Release 2>&1 | grep -E " error " && exit 1
+peaks() {
+    for t in ${THREADS:-1 2}; do
+        echo -n "  $t thread(s): "
+        DOTNET_PROCESSOR_COUNT=$t taskset -c "$(seq -s, 0 $((t - 1)))" dotnet src/Cli/bin/Release/net10.0/gpuanomaly.dll bench --device cpu --filter peak \
+            | sed -n 's/^measured peak: //p'
+    done
+}
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg); peaks before:"
+peaks
 fail=0
 for t in ${THREADS:-1 2}; do
     cores=$(seq -s, 0 $((t - 1)))
     DOTNET_PROCESSOR_COUNT=$t taskset -c "$cores" dotnet "$bench" onnx "${args[@]}" || fail=1
 done
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); peaks after:"
+peaks
 exit $fail
