@@ -72,8 +72,10 @@ internal static class OnnxSideBySide
             if (ortProfile is not null)
             {
                 Directory.CreateDirectory(ortProfile);
-                options.EnableProfiling = true;
+                // Prefix first: enabling profiling hands ONNX Runtime the prefix set at that moment (set after, the
+                // files landed in the working directory).
                 options.ProfileOutputPathPrefix = Path.Combine(ortProfile, $"{name}_t{threads}");
+                options.EnableProfiling = true;
             }
             var session = new InferenceSession(Path.Combine(dir, e.Onnx), options);
             var ort = new Ort(session, images, [e.Batch, e.Channels, e.Height, e.Width]);
