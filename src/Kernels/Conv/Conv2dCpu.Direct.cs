@@ -242,20 +242,7 @@ public static unsafe partial class Conv2dCpu
     private static void PadImage(in DirectCall d, int i)
     {
         var p = d.P;
-        int wp = p.W + p.PadLeft + p.PadRight, hp = p.H + p.PadTop + p.PadBottom;
-        float* src0 = d.X + (long)(d.N0 + i) * p.CIn * p.H * p.W, dst0 = d.XPad + i * d.ImageStride;
-        for (int ci = 0; ci < p.CIn; ci++)
-        {
-            float* src = src0 + (long)ci * p.H * p.W, dst = dst0 + (long)ci * d.PlaneStride;
-            new Span<float>(dst, p.PadTop * wp).Clear();
-            float* row = dst + p.PadTop * wp;
-            for (int r = 0; r < p.H; r++, row += wp)
-            {
-                new Span<float>(row, p.PadLeft).Clear();
-                new ReadOnlySpan<float>(src + (long)r * p.W, p.W).CopyTo(new Span<float>(row + p.PadLeft, p.W));
-                new Span<float>(row + p.PadLeft + p.W, p.PadRight).Clear();
-            }
-            new Span<float>(row, p.PadBottom * wp + d.PlaneStride - hp * wp).Clear();
-        }
+        float* src = d.X + (long)(d.N0 + i) * p.CIn * p.H * p.W, dst = d.XPad + i * d.ImageStride;
+        for (int ci = 0; ci < p.CIn; ci++) PadPlane(p, src + (long)ci * p.H * p.W, dst + (long)ci * d.PlaneStride, d.PlaneStride);
     }
 }

@@ -203,18 +203,7 @@ public static unsafe partial class Conv2dCpu
             int nb = Math.Min(chunk, p.N - n0);
             float* xChunk = x + (long)n0 * p.CIn * p.H * p.W;
             for (long plane = 0; plane < (long)nb * p.CIn; plane++)
-            {
-                float* src = xChunk + plane * p.H * p.W, dst = xp + plane * ps;
-                new Span<float>(dst, p.PadTop * wp).Clear();
-                float* row = dst + p.PadTop * wp;
-                for (int r = 0; r < p.H; r++, row += wp)
-                {
-                    new Span<float>(row, p.PadLeft).Clear();
-                    new ReadOnlySpan<float>(src + (long)r * p.W, p.W).CopyTo(new Span<float>(row + p.PadLeft, p.W));
-                    new Span<float>(row + p.PadLeft + p.W, p.PadRight).Clear();
-                }
-                new Span<float>(row, p.PadBottom * wp + ps - hp * wp).Clear();
-            }
+                PadPlane(p, xChunk + plane * p.H * p.W, xp + plane * ps, ps);
             new Span<float>(xp + nb * imageStride, (int)slack).Clear();
 
             var problem = new GemmProblem
@@ -236,6 +225,21 @@ public static unsafe partial class Conv2dCpu
             for (long r = 0; r < rows; r++)
                 new ReadOnlySpan<float>(c + r * wp, ow).CopyTo(new Span<float>(yChunk + r * ow, ow));
         }
+    }
+
+    /// <summary>Copies one H x W input plane into a zero-padded plane of <paramref name="planeStride"/> floats (the tail zeroed too).</summary>
+    internal static void PadPlane(in Conv2dParams p, float* src, float* dst, int planeStride)
+    {
+        int wp = p.W + p.PadLeft + p.PadRight, hp = p.H + p.PadTop + p.PadBottom;
+        new Span<float>(dst, p.PadTop * wp).Clear();
+        float* row = dst + p.PadTop * wp;
+        for (int r = 0; r < p.H; r++, row += wp)
+        {
+            new Span<float>(row, p.PadLeft).Clear();
+            new ReadOnlySpan<float>(src + (long)r * p.W, p.W).CopyTo(new Span<float>(row + p.PadLeft, p.W));
+            new Span<float>(row + p.PadLeft + p.W, p.PadRight).Clear();
+        }
+        new Span<float>(row, p.PadBottom * wp + planeStride - hp * wp).Clear();
     }
 
     /// <summary>One input channel per group: each output plane is a sum of KH*KW shifted, scaled input rows.</summary>
