@@ -36,8 +36,10 @@ public sealed class OnnxUnsupportedException(string file, IReadOnlyList<OnnxOpCo
 }
 
 /// <summary>A supported op used in a way the importer cannot map (a runtime shape input, an attribute value); names the node.</summary>
-public sealed class OnnxImportException(string file, string? location, string problem)
+public sealed class OnnxImportException(string file, string? location, string problem, string? needsKnown = null)
     : GpuAnomalyException($"{file}: {location ?? "model"}: {problem}")
 {
     public string Problem { get; } = problem;
+    /// <summary>The value that must be known at import when that is the problem (a caller holding it may bind it and retry).</summary>
+    public string? NeedsKnown { get; } = needsKnown;
 }

@@ -15,7 +15,7 @@ public static partial class OnnxImporter
         foreach (var (name, kind) in new[] { ("Add", BinaryKind.Add), ("Sub", BinaryKind.Sub), ("Mul", BinaryKind.Mul), ("Div", BinaryKind.Div),
                      ("Pow", BinaryKind.Pow), ("PRelu", BinaryKind.PRelu) })
             e[name] = (c, n) => Binary(c, n, kind, c.In(n, 0), c.In(n, 1));
-        e["Mod"] = (c, n) => Binary(c, n, BinaryKind.Mod, c.In(n, 0), c.In(n, 1));
+        e["Mod"] = (c, n) => Binary(c, n, n.GetInt("fmod", 0) != 0 ? BinaryKind.Fmod : BinaryKind.Mod, c.In(n, 0), c.In(n, 1));
         foreach (var (name, kind) in new[] { ("Max", BinaryKind.Max), ("Min", BinaryKind.Min), ("Sum", BinaryKind.Add) })
             e[name] = (c, n) => Variadic(c, n, kind);
         e["Mean"] = (c, n) =>
@@ -40,13 +40,26 @@ public static partial class OnnxImporter
             float hi = c.Opset >= 11 ? c.Has(n, 2) ? (float)c.Const(n, 2).Data[0] : float.PositiveInfinity : n.GetFloat("max", float.PositiveInfinity);
             Unary(c, n, UnaryKind.Clip, lo, hi);
         };
-        foreach (var name in new[] { "Identity", "Dropout" })
-            e[name] = (c, n) => Reshape(c, n, c.In(n, 0).Shape);
+        e["Identity"] = (c, n) => Reshape(c, n, c.In(n, 0).Shape);
+        e["Dropout"] = (c, n) =>
+        {
+            // Inference: the identity, and a mask of all true.
+            if (c.Has(n, 2) && c.Const(n, 2).Data[0] != 0) throw c.Error(n, "Dropout in training mode");
+            Reshape(c, n, c.In(n, 0).Shape);
+            if (n.Outputs.Count > 1 && n.Outputs[1] != "")
+            {
+                var ones = new double[c.In(n, 0).Shape.Elements];
+                Array.Fill(ones, 1.0);
+                c.Set(n.Outputs[1], new HostTensor(OnnxDataType.Bool, c.In(n, 0).Shape.Dims.ToArray(), ones));
+            }
+        };
         e["Reshape"] = (c, n) => Reshape(c, n, ReshapeTarget(c.In(n, 0).Shape, c.Const(n, 1).Longs(), n.GetInt("allowzero", 0) != 0));
         e["Flatten"] = (c, n) =>
         {
             var x = c.In(n, 0).Shape;
-            int axis = NdIndex.Axis(n.GetInt("axis", 1), x.Rank + 1);
+            long ax = n.GetInt("axis", 1);
+            int axis = (int)(ax < 0 ? ax + x.Rank : ax);
+            if (axis < 0 || axis > x.Rank) throw c.Error(n, $"Flatten axis {ax} for {x}");
             long outer = 1;
             for (int i = 0; i < axis; i++) outer *= x[i];
             Reshape(c, n, new Shape(checked((int)outer), checked((int)(x.Elements / Math.Max(outer, 1)))));

@@ -294,12 +294,34 @@ public static partial class OnnxImporter
     private static void LayerNorm(C c, OnnxNode n)
     {
         var x = c.In(n, 0);
-        int rank = x.Shape.Rank;
-        if (NdIndex.Axis(n.GetInt("axis", -1), rank) != rank - 1) throw c.Error(n, "LayerNormalization over more than the last axis");
-        if (n.Outputs.Skip(1).Any(o => o != "")) throw c.Error(n, "LayerNormalization's Mean / InvStdDev outputs are not supported");
+        int rank = x.Shape.Rank, axis = NdIndex.Axis(n.GetInt("axis", -1), rank);
+        float eps = n.GetFloat("epsilon", 1e-5f);
         var scale = c.In(n, 1);
-        var bias = c.Has(n, 2) ? c.In(n, 2) : Known(new HostTensor(x.Type, [x.Shape[-1]], new double[x.Shape[-1]]));
-        c.Emit(n, new LayerNormOp(n.GetFloat("epsilon", 1e-5f)), [x, scale, bias], x.Type);
+        OnnxSym? bias = c.Has(n, 2) ? c.In(n, 2) : null;
+        bool extra = n.Outputs.Skip(1).Any(o => o != "");
+        if (axis == rank - 1 && !extra && scale.Shape.Rank == 1 && (bias is null || bias.Shape.Rank == 1))
+        {
+            bias ??= Known(new HostTensor(x.Type, [x.Shape[-1]], new double[x.Shape[-1]]));
+            c.Emit(n, new LayerNormOp(eps), [x, scale, bias], x.Type);
+            return;
+        }
+        // Other axes, or Mean / InvStdDev wanted: the definition, step by step on the generic ops.
+        string o = n.Outputs[0];
+        var axes = Enumerable.Range(axis, rank - axis).ToArray();
+        var mean = c.EmitTo(n, n.Outputs.Count > 1 && n.Outputs[1] != "" ? n.Outputs[1] : o + ":mean", new ReduceOp(ReduceKind.Mean, axes, true), [x], x.Type);
+        var d = c.EmitTo(n, o + ":d", new BroadcastBinaryOp(BinaryKind.Sub), [x, mean], x.Type);
+        var d2 = c.EmitTo(n, o + ":d2", new BroadcastBinaryOp(BinaryKind.Mul), [d, d], x.Type);
+        var variance = c.EmitTo(n, o + ":var", new ReduceOp(ReduceKind.Mean, axes, true), [d2], x.Type);
+        var ve = c.EmitTo(n, o + ":var_eps", new BroadcastBinaryOp(BinaryKind.Add), [variance, Scalar(x.Type, eps)], x.Type);
+        var std = c.EmitTo(n, o + ":std", new UnaryMathOp(UnaryKind.Sqrt), [ve], x.Type);
+        var inv = c.EmitTo(n, n.Outputs.Count > 2 && n.Outputs[2] != "" ? n.Outputs[2] : o + ":inv", new UnaryMathOp(UnaryKind.Reciprocal), [std], x.Type);
+        var normed = c.EmitTo(n, o + ":normed", new BroadcastBinaryOp(BinaryKind.Mul), [d, inv], x.Type);
+        if (bias is null) c.Emit(n, new BroadcastBinaryOp(BinaryKind.Mul), [normed, scale], x.Type);
+        else
+        {
+            var scaled = c.EmitTo(n, o + ":scaled", new BroadcastBinaryOp(BinaryKind.Mul), [normed, scale], x.Type);
+            c.Emit(n, new BroadcastBinaryOp(BinaryKind.Add), [scaled, bias], x.Type);
+        }
     }
 
     private static void Pool(C c, OnnxNode n, PoolKind kind)

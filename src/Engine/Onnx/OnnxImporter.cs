@@ -110,7 +110,7 @@ public static partial class OnnxImporter
         /// <summary>An input that must be known at import (shapes, axes, pads): a runtime one is refused, naming it.</summary>
         public HostTensor Const(OnnxNode n, int i) =>
             In(n, i).Const ?? throw new OnnxImportException(Model.File, n.Location,
-                $"{n.OpType} input {i} '{n.Inputs[i]}' is computed at run time; the importer needs it known at import");
+                $"{n.OpType} input {i} '{n.Inputs[i]}' is computed at run time; the importer needs it known at import", n.Inputs[i]);
 
         /// <summary>The nodes reading a value (graph outputs count as a reader that is not a node: null).</summary>
         public IReadOnlyList<OnnxNode?> Consumers(string name)

@@ -15,12 +15,25 @@ public static class OnnxInference
                 throw new GraphInputException(name, $"the model has no input '{name}' (its inputs: {string.Join(", ", runtime.Keys)})");
         var bound = inputs.Where(kv => !HostTensor.IsFloatType(runtime[kv.Key].ElementType)).ToDictionary(kv => kv.Key, kv => kv.Value);
         var fed = inputs.Where(kv => !bound.ContainsKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
-        var imported = OnnxImporter.Import(model, new OnnxImportOptions
+        OnnxImportedModel imported;
+        while (true)
         {
-            BatchSize = batchSize,
-            ConstantInputs = bound,
-            InputShapes = fed.ToDictionary(kv => kv.Key, kv => kv.Value.Dims),
-        });
+            try
+            {
+                imported = OnnxImporter.Import(model, new OnnxImportOptions
+                {
+                    BatchSize = batchSize,
+                    ConstantInputs = bound,
+                    InputShapes = fed.ToDictionary(kv => kv.Key, kv => kv.Value.Dims),
+                });
+                break;
+            }
+            // A float input the model uses as a parameter (Clip's bounds, a Pad value): we hold its data, so bind it.
+            catch (OnnxImportException e) when (e.NeedsKnown is { } name && fed.Remove(name, out var t))
+            {
+                bound[name] = t;
+            }
+        }
         var results = new Dictionary<string, HostTensor>();
         if (imported.Graph is { } graph)
         {

@@ -3,7 +3,7 @@ using System.Numerics;
 namespace GpuAnomaly.Engine;
 
 /// <summary>Binary elementwise functions of ONNX (numpy broadcasting).</summary>
-public enum BinaryKind { Add, Sub, Mul, Div, Pow, Max, Min, Mod, PRelu }
+public enum BinaryKind { Add, Sub, Mul, Div, Pow, Max, Min, Mod, Fmod, PRelu }
 
 /// <summary>Unary elementwise functions of ONNX; Alpha / Beta carry Clip's bounds, Elu's alpha and the like.</summary>
 public enum UnaryKind
@@ -31,6 +31,7 @@ public static class NdMath
         BinaryKind.Min => T.IsNaN(a) || T.IsNaN(b) ? T.NaN : T.Min(a, b),
         // fmod = 0 semantics on floats is the sign of the divisor (numpy mod); fmod = 1 is handled by the caller.
         BinaryKind.Mod => a - T.Floor(a / b) * b,
+        BinaryKind.Fmod => a % b,
         BinaryKind.PRelu => a < T.Zero ? a * b : a,
         _ => throw new ArgumentOutOfRangeException(nameof(k)),
     };
