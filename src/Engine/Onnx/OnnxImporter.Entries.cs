@@ -94,6 +94,21 @@ public static partial class OnnxImporter
             c.Emit(n, new ConcatOp(NdIndex.Axis(n.GetInt("axis"), xs[0].Shape.Rank)), xs, xs[0].Type);
         };
         e["Slice"] = Slice;
+        e["Split"] = (c, n) =>
+        {
+            var x = c.In(n, 0);
+            int axis = NdIndex.Axis(n.GetInt("axis", 0), x.Shape.Rank), d = x.Shape[axis], parts = n.Outputs.Count;
+            long[] sizes = c.Has(n, 1) ? c.Const(n, 1).Longs() : n.HasAttribute("split") ? n.GetInts("split").ToArray()
+                : Enumerable.Range(0, parts).Select(i => (long)((d + parts - 1) / parts)).Select((v, i) => Math.Min(v, Math.Max(0, d - i * v))).ToArray();
+            if (sizes.Length != parts || sizes.Sum() != d) throw c.Error(n, $"Split sizes [{string.Join(", ", sizes)}] do not cut axis {axis} of {x.Shape} into {parts}");
+            long start = 0;
+            for (int i = 0; i < parts; i++)
+            {
+                var (st, step, len) = SliceAxes(x.Shape, [start], [start + sizes[i]], [axis], [1]);
+                start += sizes[i];
+                if (n.Outputs[i] != "") c.Emit(n, new SliceOp(st, step, len), [x], x.Type, i);
+            }
+        };
         e["Pad"] = Pad;
         e["Gather"] = (c, n) =>
         {
