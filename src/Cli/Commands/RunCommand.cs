@@ -8,7 +8,7 @@ namespace GpuAnomaly.Cli.Commands;
 /// `gpuanomaly run MODEL.onnx --input NAME=FILE.npy ... --out DIR`: imports the model for the inputs' shapes (int and
 /// bool inputs bound at load), runs it and writes DIR/&lt;output&gt;.npy in each output's ONNX type.
 /// </summary>
-internal static class RunCommand
+public static class RunCommand
 {
     public static Command Create(CliOutput output)
     {
