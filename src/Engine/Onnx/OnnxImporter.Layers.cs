@@ -204,23 +204,6 @@ public static partial class OnnxImporter
     private static OnnxSym Scaled(C c, OnnxNode n, OnnxSym x, float s, string name) =>
         s == 1f ? x : c.EmitTo(n, name, new BroadcastBinaryOp(BinaryKind.Mul), [x, Scalar(x.Type, s)], x.Type);
 
-    /// <summary>ONNX pads of a 2-D window op: explicit, or from auto_pad (SAME_UPPER puts the odd pixel at the end).</summary>
-    private static (int T, int L, int B, int R) Pads2d(C c, OnnxNode n, Shape x, int kh, int kw, int sh, int sw, int dh, int dw)
-    {
-        string auto = n.GetString("auto_pad", "NOTSET");
-        if (auto is "NOTSET")
-        {
-            var p = n.GetInts("pads", [0, 0, 0, 0]);
-            if (p.Count != 4) throw c.Error(n, $"{n.OpType} pads has {p.Count} values; 2-D needs 4");
-            return ((int)p[0], (int)p[1], (int)p[2], (int)p[3]);
-        }
-        if (auto == "VALID") return (0, 0, 0, 0);
-        if (auto is not ("SAME_UPPER" or "SAME_LOWER")) throw c.Error(n, $"auto_pad '{auto}'");
-        int Total(int size, int k, int s, int d) => Math.Max(0, ((size + s - 1) / s - 1) * s + (k - 1) * d + 1 - size);
-        int th = Total(x[2], kh, sh, dh), tw = Total(x[3], kw, sw, dw);
-        return auto == "SAME_UPPER" ? (th / 2, tw / 2, th - th / 2, tw - tw / 2) : (th - th / 2, tw - tw / 2, th / 2, tw / 2);
-    }
-
     private static void Conv(C c, OnnxNode n)
     {
         OnnxSym x = c.In(n, 0), w = c.In(n, 1);
@@ -229,7 +212,8 @@ public static partial class OnnxImporter
         var strides = n.GetInts("strides", [1, 1]);
         var dil = n.GetInts("dilations", [1, 1]);
         int kh = w.Shape[2], kw = w.Shape[3];
-        var (t, l, bo, r) = Pads2d(c, n, x.Shape, kh, kw, (int)strides[0], (int)strides[1], (int)dil[0], (int)dil[1]);
+        var (pb, pe) = PadsNd(c, n, x.Shape, [kh, kw], [(int)strides[0], (int)strides[1]], [(int)dil[0], (int)dil[1]]);
+        var (t, l, bo, r) = (pb[0], pb[1], pe[0], pe[1]);
         var options = new Conv2dOptions(groups: (int)n.GetInt("group", 1))
         {
             StrideH = (int)strides[0], StrideW = (int)strides[1], DilH = (int)dil[0], DilW = (int)dil[1],
@@ -328,15 +312,42 @@ public static partial class OnnxImporter
     {
         var x = c.In(n, 0);
         if (n.Outputs.Skip(1).Any(o => o != "")) throw c.Error(n, "MaxPool's Indices output is not supported");
-        var k = n.GetInts("kernel_shape");
-        if (x.Shape.Rank != 4 || k.Count != 2) throw c.Error(n, $"{n.OpType} over {x.Shape}: only 2-D pools are supported");
-        var s = n.GetInts("strides", [1, 1]);
-        var d = n.GetInts("dilations", [1, 1]);
-        var (t, l, b, r) = Pads2d(c, n, x.Shape, (int)k[0], (int)k[1], (int)s[0], (int)s[1], (int)d[0], (int)d[1]);
-        bool countPad = n.GetInt("count_include_pad", 0) != 0;
-        if (k[0] != k[1] || s[0] != s[1] || d[0] != d[1] || t != l || t != b || t != r || n.GetInt("ceil_mode", 0) != 0 || (kind == PoolKind.Avg && d[0] != 1))
-            throw c.Error(n, $"{n.OpType} with kernel [{string.Join(", ", k)}], strides [{string.Join(", ", s)}], pads ({t}, {l}, {b}, {r}), " +
-                             $"dilations [{string.Join(", ", d)}], ceil_mode {n.GetInt("ceil_mode", 0)}: the engine's pool takes square kernels, equal pads, ceil_mode 0");
-        c.Emit(n, new Pool2dOp(kind, (int)k[0], (int)s[0], t, (int)d[0], countPad), [x], x.Type);
+        var k = n.GetInts("kernel_shape").Select(v => (int)v).ToArray();
+        int sp = k.Length;
+        if (x.Shape.Rank != sp + 2) throw c.Error(n, $"{n.OpType} kernel [{string.Join(", ", k)}] over {x.Shape}");
+        var s = n.GetInts("strides", Enumerable.Repeat(1L, sp).ToArray()).Select(v => (int)v).ToArray();
+        var d = n.GetInts("dilations", Enumerable.Repeat(1L, sp).ToArray()).Select(v => (int)v).ToArray();
+        var (pb, pe) = PadsNd(c, n, x.Shape, k, s, d);
+        bool countPad = n.GetInt("count_include_pad", 0) != 0, ceil = n.GetInt("ceil_mode", 0) != 0;
+        // The engine's pool (with GPU kernels) when the window is square and the pads symmetric and at most half of it.
+        if (sp == 2 && k[0] == k[1] && s[0] == s[1] && d[0] == d[1] && pb.Concat(pe).Distinct().Count() == 1 && pb[0] <= k[0] / 2 && !ceil
+            && (kind == PoolKind.Max || d[0] == 1))
+            c.Emit(n, new Pool2dOp(kind, k[0], s[0], pb[0], d[0], countPad), [x], x.Type);
+        else
+            c.Emit(n, new PoolNdOp(kind == PoolKind.Max, k, s, d, pb, pe, ceil, countPad), [x], x.Type);
+    }
+
+    /// <summary>ONNX pads of a window op per spatial axis: explicit, or from auto_pad (SAME_UPPER puts the odd pixel at the end).</summary>
+    private static (int[] Begin, int[] End) PadsNd(C c, OnnxNode n, Shape x, int[] k, int[] s, int[] d)
+    {
+        int sp = k.Length;
+        string auto = n.GetString("auto_pad", "NOTSET");
+        var b = new int[sp];
+        var e = new int[sp];
+        if (auto is "NOTSET")
+        {
+            var p = n.GetInts("pads", new long[2 * sp]);
+            if (p.Count != 2 * sp) throw c.Error(n, $"{n.OpType} pads has {p.Count} values for {sp} spatial axes");
+            for (int i = 0; i < sp; i++) (b[i], e[i]) = ((int)p[i], (int)p[i + sp]);
+            return (b, e);
+        }
+        if (auto == "VALID") return (b, e);
+        if (auto is not ("SAME_UPPER" or "SAME_LOWER")) throw c.Error(n, $"auto_pad '{auto}'");
+        for (int i = 0; i < sp; i++)
+        {
+            int size = x[i + 2], total = Math.Max(0, ((size + s[i] - 1) / s[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - size);
+            (b[i], e[i]) = auto == "SAME_UPPER" ? (total / 2, total - total / 2) : (total - total / 2, total / 2);
+        }
+        return (b, e);
     }
 }

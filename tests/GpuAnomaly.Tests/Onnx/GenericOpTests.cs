@@ -124,6 +124,23 @@ public sealed class GenericOpTests
     }
 
     [Fact]
+    public void PoolNd_AnyWindowPadsAndCeilMode()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        for (int trial = 0; trial < 12; trial++)
+        {
+            int sp = rng.Next(1, 4);
+            var k = RandomDims(rng, sp, 3);
+            var s = RandomDims(rng, sp, 3);
+            var d = RandomDims(rng, sp, 2);
+            var pb = k.Select(v => rng.Next(0, v)).ToArray();
+            var pe = k.Select(v => rng.Next(0, v)).ToArray();
+            var x = new[] { rng.Next(1, 3), rng.Next(1, 4) }.Concat(k.Select((v, i) => (v - 1) * d[i] + 1 + rng.Next(0, 5))).ToArray();
+            Check(new PoolNdOp(rng.Next(2) == 0, k, s, d, pb, pe, rng.Next(2) == 0, rng.Next(2) == 0), [new Shape(x)], rng, seed);
+        }
+    }
+
+    [Fact]
     public void InPlaceReshape_SkipsTheCopy_AndAPlannedGraphReusesBuffers()
     {
         var g = new GraphBuilder();
