@@ -13,7 +13,8 @@ public sealed class GenericOpTests
     private static int[] RandomDims(Random rng, int rank, int max = 7) => Enumerable.Range(0, rank).Select(_ => rng.Next(1, max + 1)).ToArray();
 
     /// <summary>Runs <paramref name="op"/> on cpu into a NaN-poisoned output and compares with its float64 reference.</summary>
-    private static void Check(HostKernelOp op, Shape[] shapes, Random rng, int seed, double tol = 1e-5, float scale = 1f, bool positive = false)
+    private static void Check(HostKernelOp op, Shape[] shapes, Random rng, int seed, double tol = 1e-5, float scale = 1f, bool positive = false,
+        string device = "cpu")
     {
         var host = shapes.Select(s =>
         {
@@ -21,11 +22,11 @@ public sealed class GenericOpTests
             return positive ? v.Select(Math.Abs).ToArray() : v;
         }).ToArray();
         var expected = op.Reference(host.Select(h => h.Select(v => (double)v).ToArray()).ToArray(), shapes, out var shape);
-        using var device = new CpuDevice();
-        var inputs = host.Select((h, i) => device.FromHost(h, shapes[i])).ToArray();
-        using var y = device.Allocate(shape);
-        KernelLab.Poison(y.Span<float>());
-        op.Run(device, inputs, y);
+        using var dev = Device.Open(device);
+        var inputs = host.Select((h, i) => dev.FromHost(h, shapes[i])).ToArray();
+        using var y = dev.FromHost(Enumerable.Repeat(float.NaN, (int)shape.Elements).ToArray(), shape);
+        op.Run(dev, inputs, y);
+        dev.Synchronize();
         var actual = y.ToArray();
         foreach (var t in inputs) t.Dispose();
         if (shape.Elements == 0) return;
@@ -121,6 +122,27 @@ public sealed class GenericOpTests
             Check(new MatMulOp(), [new Shape(batch, m, k), new Shape(k, n)], rng, seed);
             Check(new MatMulOp(), [new Shape(1, m, k), new Shape(batch, 1, k, n)], rng, seed);
         }
+    }
+
+    /// <summary>The ILGPU kernels of the elementwise ops, on the CPU emulator (tiny shapes: a microsecond per thread).</summary>
+    [Fact]
+    public void Elementwise_OnIlgpuCpu()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        foreach (var kind in new[] { BinaryKind.Add, BinaryKind.Sub, BinaryKind.Mul, BinaryKind.Div, BinaryKind.Pow, BinaryKind.Max, BinaryKind.Min })
+            for (int trial = 0; trial < 2; trial++)
+            {
+                var a = RandomDims(rng, rng.Next(1, 5), 4);
+                var b = a.Skip(rng.Next(a.Length)).Select(d => rng.Next(2) == 0 ? 1 : d).ToArray();
+                var (x, z) = trial == 0 ? (a, b) : (b, a);
+                Check(new BroadcastBinaryOp(kind), [new Shape(x), new Shape(z)], rng, seed, positive: kind is BinaryKind.Pow or BinaryKind.Div, device: "ilgpu-cpu");
+            }
+        foreach (var kind in Enum.GetValues<UnaryKind>().Where(k => Kernels.Elementwise.BroadcastGpu.SupportsUnary((int)k)))
+            Check(new UnaryMathOp(kind), [new Shape(RandomDims(rng, 2, 5))], rng, seed, tol: 1e-6,
+                positive: kind is UnaryKind.Sqrt or UnaryKind.Log or UnaryKind.Reciprocal, device: "ilgpu-cpu");
+        Check(new ReshapeCopyOp(new Shape(6, 2)), [new Shape(3, 4)], rng, seed, device: "ilgpu-cpu");
+        // Ops without a kernel say so.
+        Assert.Throws<OpNotOnDeviceException>(() => Check(new TransposeOp([1, 0]), [new Shape(2, 3)], rng, seed, device: "ilgpu-cpu"));
     }
 
     [Fact]

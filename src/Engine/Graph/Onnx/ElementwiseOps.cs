@@ -20,6 +20,15 @@ public sealed class BroadcastBinaryOp(BinaryKind kind) : HostKernelOp
     protected override void Compute<T>(InputSpan<T> x, int[][] dims, Span<T> y, int[] yDims) =>
         NdLayout.Binary(Function, x(0), dims[0], x(1), dims[1], y, yDims);
 
+    protected override bool RunIlgpu(IlgpuDevice device, IReadOnlyList<Tensor> inputs, Tensor output)
+    {
+        var y = output.Shape.Dims;
+        if ((int)Function >= Kernels.Elementwise.BroadcastGpu.BinaryCodes || y.Length > Kernels.Elementwise.BroadcastLayout.MaxRank) return false;
+        var layout = Kernels.Elementwise.BroadcastLayout.Create(y, NdIndex.BroadcastStrides(inputs[0].Shape.Dims, y), NdIndex.BroadcastStrides(inputs[1].Shape.Dims, y));
+        device.BroadcastKernels.Binary((int)Function, layout, checked((int)output.Elements), inputs[0].View<float>(), inputs[1].View<float>(), output.View<float>());
+        return true;
+    }
+
     public override string ToString() => Kind;
 }
 
@@ -43,6 +52,13 @@ public sealed class UnaryMathOp(UnaryKind kind, float alpha = 0, float beta = 0)
         var src = x(0);
         T a = T.CreateTruncating(Alpha), b = T.CreateTruncating(Beta);
         for (int i = 0; i < y.Length; i++) y[i] = NdMath.Unary(Function, src[i], a, b);
+    }
+
+    protected override bool RunIlgpu(IlgpuDevice device, IReadOnlyList<Tensor> inputs, Tensor output)
+    {
+        if (!Kernels.Elementwise.BroadcastGpu.SupportsUnary((int)Function)) return false;
+        device.BroadcastKernels.Unary((int)Function, Alpha, Beta, inputs[0].View<float>(), output.View<float>());
+        return true;
     }
 
     public override string ToString() => Alpha == 0 && Beta == 0 ? Kind : $"{Kind}({Alpha}, {Beta})";
@@ -72,6 +88,13 @@ public sealed class ReshapeCopyOp(Shape shape) : HostKernelOp
     }
 
     protected override void Compute<T>(InputSpan<T> x, int[][] dims, Span<T> y, int[] yDims) => x(0).CopyTo(y);
+
+    // A copy is the identity function's kernel.
+    protected override bool RunIlgpu(IlgpuDevice device, IReadOnlyList<Tensor> inputs, Tensor output)
+    {
+        device.BroadcastKernels.Unary(0, 0, 0, inputs[0].View<float>(), output.View<float>());
+        return true;
+    }
 
     public override string ToString() => $"reshape({Target})";
 }

@@ -22,11 +22,15 @@ public abstract class HostKernelOp : Op
 
     public override void Run(Device device, IReadOnlyList<Tensor> inputs, Tensor output)
     {
+        if (device is IlgpuDevice gpu && RunIlgpu(gpu, inputs, output)) return;
         if (device is not CpuDevice) throw new OpNotOnDeviceException(ToString(), device.Name);
         var dims = new int[inputs.Count][];
         for (int i = 0; i < dims.Length; i++) dims[i] = inputs[i].Shape.Dims.ToArray();
         Compute<float>(i => inputs[i].Span<float>(), dims, output.Span<float>(), output.Shape.Dims.ToArray());
     }
+
+    /// <summary>Runs on an ILGPU device when the op has a kernel for these arguments; false when it has none.</summary>
+    protected virtual bool RunIlgpu(IlgpuDevice device, IReadOnlyList<Tensor> inputs, Tensor output) => false;
 
     /// <summary>The op in float64 on host arrays; the output shape is inferred (ArgumentException when the shapes do not fit).</summary>
     public double[] Reference(IReadOnlyList<double[]> inputs, IReadOnlyList<Shape> shapes, out Shape shape)
