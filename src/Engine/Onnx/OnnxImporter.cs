@@ -28,10 +28,19 @@ public static partial class OnnxImporter
         if (unsupported.Count > 0) throw new OnnxUnsupportedException(model.File, unsupported);
         var c = new Context(model, options);
         c.BindInputs();
+        // Constants first: patterns matched at a subgraph's first node read the constants of its later nodes.
+        foreach (var node in model.Graph.Nodes.Where(n => n.OpType == "Constant" && n.Domain is "" or "ai.onnx"))
+        {
+            Entries["Constant"](c, node);
+            c.Skipped.Add(node);
+        }
         foreach (var node in model.Graph.TopologicalOrder())
         {
             if (c.Skipped.Contains(node)) continue;
-            try { Entries[node.OpType](c, node); }
+            try
+            {
+                if (!TryGelu(c, node)) Entries[node.OpType](c, node);
+            }
             catch (ArgumentException e) { throw new OnnxImportException(model.File, node.Location, $"{node.OpType}: {e.Message}"); }
             catch (ShapeMismatchException e) { throw new OnnxImportException(model.File, node.Location, $"{node.OpType}: {e.Message}"); }
         }
@@ -99,6 +108,9 @@ public static partial class OnnxImporter
         public void Set(string name, OnnxSym s) => _env[name] = s;
 
         public OnnxSym Sym(string name) => _env[name];
+
+        /// <summary>The sym of a value computed so far, null when it is not (yet) known.</summary>
+        public OnnxSym? TrySym(string name) => _env.GetValueOrDefault(name);
 
         public bool Has(OnnxNode n, int i) => i < n.Inputs.Count && n.Inputs[i] != "";
 

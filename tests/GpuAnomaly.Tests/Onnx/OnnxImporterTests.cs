@@ -53,6 +53,16 @@ public sealed class OnnxImporterTests
     }
 
     [Fact]
+    public void Block_RecognisesTheErfGelu_AndMapsConstantMatMulsOntoLinear()
+    {
+        var graph = OnnxImporter.Import(OnnxModel.Load(PathOf("block.onnx")), new OnnxImportOptions { BatchSize = 2 }).Graph!;
+        Assert.Single(graph.Nodes, n => n.Op is GeluOp);
+        Assert.DoesNotContain(graph.Nodes, n => n.Op is UnaryMathOp { Function: UnaryKind.Erf });
+        Assert.Equal(4, graph.Nodes.Count(n => n.Op is LinearOp));
+        Assert.Equal(2, graph.Nodes.Count(n => n.Op is MatMulOp));
+    }
+
+    [Fact]
     public void IntInput_IsBoundAtLoad_AndIntOutputFoldsExactly()
     {
         var model = OnnxModel.Load(PathOf("int_input.onnx"));
