@@ -69,6 +69,35 @@ public static partial class OnnxImporter
             var x = c.Const(n, 0);
             c.Set(n.Outputs[0], new HostTensor(OnnxDataType.Bool, x.Dims, x.Data.Select(v => v == 0 ? 1.0 : 0.0).ToArray()));
         };
+        e["ScatterND"] = (c, n) =>
+        {
+            // Exporters build masks with it (shifted-window attention) from constants only: fold-only.
+            HostTensor data = c.Const(n, 0), idx = c.Const(n, 1), upd = c.Const(n, 2);
+            if (n.GetString("reduction", "none") != "none") throw c.Error(n, "ScatterND with a reduction");
+            var dd = data.Dims;
+            int k = idx.Dims[^1];
+            if (k > dd.Length) throw c.Error(n, $"ScatterND index tuples of {k} into {data.Shape}");
+            long slice = 1;
+            for (int i = k; i < dd.Length; i++) slice *= dd[i];
+            var strides = NdIndex.Strides(dd);
+            var y = (double[])data.Data.Clone();
+            var ind = idx.Longs();
+            long tuples = ind.Length / Math.Max(k, 1);
+            if (upd.Data.Length != tuples * slice) throw c.Error(n, $"ScatterND updates {upd.Shape} do not match indices {idx.Shape} into {data.Shape}");
+            for (long t = 0; t < tuples; t++)
+            {
+                long off = 0;
+                for (int a = 0; a < k; a++)
+                {
+                    long v = ind[t * k + a];
+                    if (v < 0) v += dd[a];
+                    if (v < 0 || v >= dd[a]) throw c.Error(n, $"ScatterND index {ind[t * k + a]} out of range for axis {a} of {data.Shape}");
+                    off += v * strides[a];
+                }
+                Array.Copy(upd.Data, t * slice, y, off, slice);
+            }
+            c.Set(n.Outputs[0], new HostTensor(data.Type, dd, y));
+        };
         e["Where"] = (c, n) =>
         {
             HostTensor cond = c.Const(n, 0), a = c.Const(n, 1);

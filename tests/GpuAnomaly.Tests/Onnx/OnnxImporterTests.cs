@@ -116,6 +116,22 @@ public sealed class OnnxImporterTests
         foreach (var (p, map) in expected.ScaleMaps)
             KernelLab.AssertClose(results[StudentTeacherModel.ScaleOutput(p)].Floats(), map.Select(v => (double)v).ToArray(), 1e-5, $"p{p} (seed {seed})");
     }
+
+    /// <summary>The bundled window ViT (shifted-window masks built with ScatterND, folded at import) against the native graph.</summary>
+    [OnnxModelsFact]
+    public void BundledWindowVit_MatchesTheNativeGraph()
+    {
+        string onnx = Path.Combine(OnnxModelsFactAttribute.Dir, "window_vit_b1.onnx");
+        var rng = KernelLab.NewRng(out int seed);
+        var image = KernelLab.RandomFloats(rng, 28 * 28).Select(v => (v + 1) / 2).ToArray();
+        using var device = new CpuDevice();
+        using var native = GpuAnomaly.Models.WindowVit.WindowVitModel.Load(BundledModels.Resolve(BundledModels.WindowVitFashionMnist), device, batch: 1);
+        var expected = native.Run(image);
+        var results = OnnxInference.Run(OnnxModel.Load(onnx),
+            new Dictionary<string, HostTensor> { ["image"] = new(OnnxDataType.Float, [1, 1, 28, 28], image.Select(v => (double)v).ToArray()) }, device);
+        KernelLab.AssertClose(results["feature"].Floats(), expected.Features.Select(v => (double)v).ToArray(), 1e-5, $"feature (seed {seed})");
+        KernelLab.AssertClose(results["logits"].Floats(), expected.Logits.Select(v => (double)v).ToArray(), 1e-5, $"logits (seed {seed})");
+    }
 }
 
 /// <summary>A fact that needs the bundled models exported to ONNX (tools/export/export_onnx.py --all DIR; GPUANOMALY_ONNX_MODELS or /tmp/onnx_models).</summary>
