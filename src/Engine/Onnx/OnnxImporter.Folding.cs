@@ -73,7 +73,8 @@ public static partial class OnnxImporter
         {
             // Exporters build masks with it (shifted-window attention) from constants only: fold-only.
             HostTensor data = c.Const(n, 0), idx = c.Const(n, 1), upd = c.Const(n, 2);
-            if (n.GetString("reduction", "none") != "none") throw c.Error(n, "ScatterND with a reduction");
+            string reduction = n.GetString("reduction", "none");
+            if (reduction is not ("none" or "add" or "mul" or "max" or "min")) throw c.Error(n, $"ScatterND reduction '{reduction}'");
             var dd = data.Dims;
             int k = idx.Dims[^1];
             if (k > dd.Length) throw c.Error(n, $"ScatterND index tuples of {k} into {data.Shape}");
@@ -94,7 +95,14 @@ public static partial class OnnxImporter
                     if (v < 0 || v >= dd[a]) throw c.Error(n, $"ScatterND index {ind[t * k + a]} out of range for axis {a} of {data.Shape}");
                     off += v * strides[a];
                 }
-                Array.Copy(upd.Data, t * slice, y, off, slice);
+                for (long j = 0; j < slice; j++)
+                {
+                    double u = upd.Data[t * slice + j], old = y[off + j];
+                    y[off + j] = HostTensor.Round(data.Type, reduction switch
+                    {
+                        "add" => old + u, "mul" => old * u, "max" => Math.Max(old, u), "min" => Math.Min(old, u), _ => u,
+                    });
+                }
             }
             c.Set(n.Outputs[0], new HostTensor(data.Type, dd, y));
         };
