@@ -28,6 +28,8 @@ public static class GpuAnomalyCli
         root.Subcommands.Add(OodCommands.EvalOod(output));
         root.Subcommands.Add(BenchCommand.Create(output));
         root.Subcommands.Add(CheckCommand.Create(output));
+        root.Subcommands.Add(RunCommand.Create(output));
+        root.Subcommands.Add(OnnxTestCommand.Create(output));
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

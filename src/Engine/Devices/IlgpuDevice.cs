@@ -26,6 +26,7 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<Conv2dGpu> _conv;
     private readonly Lazy<Pool2dGpu> _pool;
     private readonly Lazy<ElementwiseGpu> _elementwise;
+    private readonly Lazy<BroadcastGpu> _broadcast;
     private readonly Lazy<StudentTeacherScoreGpu> _studentTeacher;
     private readonly Lazy<WindowAttentionGpu> _attention;
     private readonly Lazy<LinearGpu> _linear;
@@ -48,6 +49,7 @@ public sealed class IlgpuDevice : Device
         _conv = new(() => new Conv2dGpu(accelerator));
         _pool = new(() => new Pool2dGpu(accelerator));
         _elementwise = new(() => new ElementwiseGpu(accelerator));
+        _broadcast = new(() => new BroadcastGpu(accelerator));
         _studentTeacher = new(() => new StudentTeacherScoreGpu(accelerator));
         _attention = new(() => new WindowAttentionGpu(accelerator));
         _linear = new(() => new LinearGpu(accelerator));
@@ -160,6 +162,8 @@ public sealed class IlgpuDevice : Device
     public Conv2dGpu ConvKernels => _conv.Value;
     public Pool2dGpu PoolKernels => _pool.Value;
     public ElementwiseGpu ElementwiseKernels => _elementwise.Value;
+    /// <summary>The generic ONNX elementwise ops' kernels (broadcasting binary, unary functions).</summary>
+    public BroadcastGpu BroadcastKernels => _broadcast.Value;
     public StudentTeacherScoreGpu StudentTeacherKernels => _studentTeacher.Value;
     public WindowAttentionGpu AttentionKernels => _attention.Value;
     public TernaryLinearGpu TernaryKernels => _ternaryLinear.Value;
