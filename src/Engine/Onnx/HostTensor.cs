@@ -48,7 +48,8 @@ public sealed class HostTensor
     {
         OnnxDataType.Float => (float)v,
         OnnxDataType.Float16 => (double)(Half)v,
-        OnnxDataType.Double or OnnxDataType.BFloat16 => v,
+        OnnxDataType.BFloat16 => NdMath.TruncateToBFloat16((float)v),
+        OnnxDataType.Double => v,
         OnnxDataType.Bool => v != 0 ? 1 : 0,
         _ => double.IsFinite(v) ? Math.Truncate(v) : 0,
     };

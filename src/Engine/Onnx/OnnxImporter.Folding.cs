@@ -54,7 +54,11 @@ public static partial class OnnxImporter
                 return;
             }
             if (!HostTensor.IsFloatType(to)) throw c.Error(n, $"Cast of runtime value '{n.Inputs[0]}' to {to.ProtoName()}: runtime values are float32");
-            c.Set(n.Outputs[0], new OnnxSym { Runtime = x.Runtime, Type = to, Shape = x.Shape });
+            // To a narrower float type: round in float (runtime values stay float32), else the value passes through.
+            if (to == OnnxDataType.BFloat16 && x.Type != OnnxDataType.BFloat16) c.Emit(n, new UnaryMathOp(UnaryKind.ToBFloat16, 0, 0), [x], to);
+            else if (to == OnnxDataType.Float16 && x.Type is not (OnnxDataType.Float16 or OnnxDataType.BFloat16))
+                c.Emit(n, new UnaryMathOp(UnaryKind.ToFloat16, 0, 0), [x], to);
+            else c.Set(n.Outputs[0], new OnnxSym { Runtime = x.Runtime, Type = to, Shape = x.Shape });
         };
         foreach (var (name, f) in new (string, Func<double, double, bool>)[] { ("Equal", (a, b) => a == b), ("Less", (a, b) => a < b),
                      ("Greater", (a, b) => a > b), ("LessOrEqual", (a, b) => a <= b), ("GreaterOrEqual", (a, b) => a >= b),

@@ -8,6 +8,19 @@ namespace GpuAnomaly.Tests.Onnx;
 public sealed class HostFoldingTests
 {
     [Fact]
+    public void CastToBFloat16AndFloat16_RoundToWhatTheTypeHolds()
+    {
+        // 0.4789254665 = 0x3EF5363A: bfloat16 keeps 0x3EF5 (ONNX 1.12 truncates), float16 rounds to nearest.
+        Assert.Equal(0.478515625, HostTensor.Round(OnnxDataType.BFloat16, 0.4789254665374756));
+        Assert.Equal(-0.478515625, HostTensor.Round(OnnxDataType.BFloat16, -0.4789254665374756));
+        Assert.True(double.IsNaN(HostTensor.Round(OnnxDataType.BFloat16, double.NaN)));
+        Assert.Equal((double)(Half)0.4789254665374756, HostTensor.Round(OnnxDataType.Float16, 0.4789254665374756));
+        Assert.Equal(0.478515625f, NdMath.Unary(UnaryKind.ToBFloat16, 0.4789254665374756f, 0f, 0f));
+        Assert.Equal((float)(Half)3.14159f, NdMath.Unary(UnaryKind.ToFloat16, 3.14159f, 0f, 0f));
+        Assert.Equal(0.478515625f, NdMath.BFloat16Bits(0x3EF5));
+    }
+
+    [Fact]
     public void Broadcast_FollowsNumpy()
     {
         Assert.Equal([2, 3, 4], NdIndex.Broadcast([3, 1], [2, 1, 4])!);

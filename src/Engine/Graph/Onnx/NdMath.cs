@@ -11,6 +11,8 @@ public enum UnaryKind
     Identity, Neg, Abs, Sqrt, Exp, Log, Sigmoid, Tanh, Erf, Reciprocal, Floor, Ceil, Round, Sign, Clip, Relu, LeakyRelu, Elu,
     Selu, HardSigmoid, HardSwish, Softplus, Softsign, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh, Acosh, Atanh, Mish,
     Gelu, ThresholdedRelu, Celu,
+    /// <summary>Cast to FLOAT16 / BFLOAT16 kept in float: the value rounded to what the type holds.</summary>
+    ToFloat16, ToBFloat16,
 }
 
 /// <summary>
@@ -19,6 +21,16 @@ public enum UnaryKind
 /// </summary>
 public static class NdMath
 {
+    /// <summary>
+    /// float32 to bfloat16 by dropping the low 16 bits, as ONNX 1.12's Cast reference and its backend-test data do
+    /// (later ONNX versions round to nearest even; a value differs by at most one bfloat16 unit).
+    /// </summary>
+    public static float TruncateToBFloat16(float x) =>
+        float.IsNaN(x) ? x : BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(x) & 0xFFFF0000u);
+
+    /// <summary>A bfloat16 given by its bits (a UINT16 tensor of ONNX's test data) as float.</summary>
+    public static float BFloat16Bits(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+
     public static T Binary<T>(BinaryKind k, T a, T b) where T : IFloatingPointIeee754<T> => k switch
     {
         BinaryKind.Add => a + b,
@@ -79,6 +91,8 @@ public static class NdMath
             UnaryKind.Mish => x * T.Tanh(x > T.CreateTruncating(20) ? x : T.Log(one + T.Exp(x))),
             UnaryKind.Gelu => x * T.CreateTruncating(0.5) * (one + Erf(x / T.Sqrt(T.CreateTruncating(2)))),
             UnaryKind.ThresholdedRelu => x > alpha ? x : zero,
+            UnaryKind.ToFloat16 => T.CreateTruncating((double)(Half)double.CreateTruncating(x)),
+            UnaryKind.ToBFloat16 => T.CreateTruncating((double)TruncateToBFloat16(float.CreateTruncating(x))),
             _ => throw new ArgumentOutOfRangeException(nameof(k)),
         };
     }
