@@ -91,13 +91,6 @@ public static partial class NpyFile
         string header = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}";
         int pad = 64 - (10 + header.Length + 1) % 64;
         header = header + new string(' ', pad % 64) + "\n";
-        using var f = File.Create(path);
-        f.Write(Magic);
-        f.Write([1, 0]);
-        Span<byte> len = stackalloc byte[2];
-        BinaryPrimitives.WriteUInt16LittleEndian(len, (ushort)header.Length);
-        f.Write(len);
-        f.Write(Encoding.Latin1.GetBytes(header));
         var buf = new byte[t.Data.Length * size];
         for (int i = 0; i < t.Data.Length; i++)
             switch (descr)
@@ -108,7 +101,28 @@ public static partial class NpyFile
                 case "|b1": buf[i] = t.Data[i] != 0 ? (byte)1 : (byte)0; break;
                 default: BinaryPrimitives.WriteSingleLittleEndian(buf.AsSpan(4 * i), (float)t.Data[i]); break;
             }
-        f.Write(buf);
+        // Written beside the target and moved over it: a failed write (disk full) never leaves a half-written .npy.
+        string full = Path.GetFullPath(path);
+        string temp = Path.Combine(Path.GetDirectoryName(full) ?? ".", $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var f = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                f.Write(Magic);
+                f.Write([1, 0]);
+                Span<byte> len = stackalloc byte[2];
+                BinaryPrimitives.WriteUInt16LittleEndian(len, (ushort)header.Length);
+                f.Write(len);
+                f.Write(Encoding.Latin1.GetBytes(header));
+                f.Write(buf);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw new GpuAnomalyException($"{path}: cannot write the file: {e.Message}", e);
+        }
     }
 
     [GeneratedRegex(@"^\s*\{\s*(?:(?:'descr'\s*:\s*'(?<descr>[^']*)'|'fortran_order'\s*:\s*(?<fortran>True|False)|'shape'\s*:\s*\((?<shape>[0-9,\s]*)\))\s*,?\s*){3}\}\s*$")]

@@ -22,6 +22,24 @@ public sealed class OnnxRunCommandTests : IDisposable
     }
 
     [Fact]
+    public void NpyWrite_ThatFails_IsATypedError_AndLeavesNoFileBehind()
+    {
+        // The target is a directory: the move over it fails after the data is written to the temporary file.
+        string target = Path.Combine(_dir, "taken.npy");
+        Directory.CreateDirectory(target);
+        var e = Assert.ThrowsAny<GpuAnomalyException>(() => NpyFile.Write(target, new HostTensor(OnnxDataType.Float, [2], [1.5, -2])));
+        Assert.Contains("taken.npy", e.Message);
+        Assert.Equal([target], Directory.GetFileSystemEntries(_dir));
+
+        // An existing file is replaced whole.
+        string file = Path.Combine(_dir, "y.npy");
+        NpyFile.Write(file, new HostTensor(OnnxDataType.Float, [3], [1, 2, 3]));
+        NpyFile.Write(file, new HostTensor(OnnxDataType.Float, [2], [4.5, 5]));
+        Assert.Equal([4.5, 5], NpyFile.Read(file).Data);
+        Assert.Equal(2, Directory.GetFileSystemEntries(_dir).Length);
+    }
+
+    [Fact]
     public void Run_WritesEachOutputAsNpy_InItsOnnxType()
     {
         string outDir = Path.Combine(_dir, "out");
