@@ -39,18 +39,8 @@ public static class CpuParallel
     public static void For(int from, int to, Action<int> body)
     {
         ArgumentNullException.ThrowIfNull(body);
-        if (to - from <= 0) return;
-        if (to - from == 1 || t_inside)
-        {
-            for (int i = from; i < to; i++) body(i);
-            return;
-        }
-        if (Environment.ProcessorCount == 1 || Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
-        {
-            for (int i = from; i < to; i++) body(i);
-            return;
-        }
-        Run(from, to, body, null);
+        if (TakeWorkers(to - from)) Run(from, to, body, null);
+        else for (int i = from; i < to; i++) body(i);
     }
 
     /// <summary>
@@ -60,19 +50,16 @@ public static class CpuParallel
     public static void For(int from, int to, ILoopBody body)
     {
         ArgumentNullException.ThrowIfNull(body);
-        if (to - from <= 0) return;
-        if (to - from == 1 || t_inside)
-        {
-            for (int i = from; i < to; i++) body.Run(i);
-            return;
-        }
-        if (Environment.ProcessorCount == 1 || Interlocked.CompareExchange(ref s_busy, 1, 0) != 0)
-        {
-            for (int i = from; i < to; i++) body.Run(i);
-            return;
-        }
-        Run(from, to, null, body);
+        if (TakeWorkers(to - from)) Run(from, to, null, body);
+        else for (int i = from; i < to; i++) body.Run(i);
     }
+
+    /// <summary>
+    /// Whether a loop of <paramref name="count"/> indices goes to the workers (and takes them: s_busy); false when it
+    /// runs inline: one index, a call from inside a loop body, one core, or the workers busy with another caller's loop.
+    /// </summary>
+    private static bool TakeWorkers(int count) =>
+        count > 1 && !t_inside && Environment.ProcessorCount > 1 && Interlocked.CompareExchange(ref s_busy, 1, 0) == 0;
 
     /// <summary>Runs the loop on the workers; the caller holds s_busy.</summary>
     private static void Run(int from, int to, Action<int>? action, ILoopBody? loopBody)
