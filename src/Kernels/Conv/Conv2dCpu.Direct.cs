@@ -165,8 +165,9 @@ public static unsafe partial class Conv2dCpu
     private static int GroupTiles(int mPad) => Math.Max(1, GroupOutputFloats / (mPad * Tile));
 
     /// <summary>
-    /// Groups of tiles, then K blocks, then 8-row panels, then the group's tiles: a group's B rows of one K block
-    /// and its outputs stay in cache while every panel passes over them (a whole image of a wide layer does not).
+    /// Groups of tiles, then K blocks, then the group's tiles, then 8-row panels: a tile's B rows of one K block stay
+    /// in L1 while every panel's weights stream past them in order, and the group's outputs stay in L2 across the K
+    /// blocks (a whole image of a wide layer does not).
     /// Tiles not stored straight into y (the plane's last, partial tile; a panel past COut) accumulate in scratch.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
