@@ -13,7 +13,9 @@ namespace GpuAnomaly.Cli.Commands;
 /// `gpuanomaly fit --append DIR --model M --out M2` grows one. `gpuanomaly fit --data DIR --model IN --out OUT`: fits Anomalib's min-max normalization of image scores
 /// (and of maps, with pixel masks) on a dataset and writes a new model file with them in its config. The
 /// test split is used when it has anomalous images (F1-adaptive threshold), else train/good (normal-only:
-/// the threshold is the highest normal score). The output is written atomically: never half a file.
+/// the threshold is the highest normal score). The output is written atomically: never half a file. For an ONNX
+/// model (`--model X.onnx`) the output is Anomalib's metadata.json (the existing one's other keys kept): `--out` it
+/// beside the model to use it.
 /// </summary>
 internal static class FitCommand
 {
@@ -83,9 +85,14 @@ internal static class FitCommand
 
             var image = MinMaxNormalization.Fit(scores.ImageScores, scores.Labels);
             var pixel = scores.Masks is { } masks && masks.Any(m => m) ? MinMaxNormalization.Fit(scores.Maps, masks)
-                // A memory bank's maps (patch distances) and image scores are on different scales: fit the maps too.
-                : arch == MemoryBankConfig.Architecture && !useTest ? MinMaxNormalization.Fit(scores.Maps, new bool[scores.Maps.Length]) : null;
+                // A memory bank's maps (patch distances) and image scores are on different scales: fit the maps too
+                // (an ONNX model's maps may be anything: the same).
+                : arch is MemoryBankConfig.Architecture or OnnxAnomalyModel.ArchitectureName && !useTest ? MinMaxNormalization.Fit(scores.Maps, new bool[scores.Maps.Length]) : null;
 
+            if (AnomalyModel.IsOnnx(modelPath))
+                AnomalibMetadataWriter.Write(r.GetValue(outFile)!, AnomalibMetadata.Beside(modelPath), image, pixel,
+                    $"{dataset.Root} ({(useTest ? "test" : "train/good")}, {scores.ImageScores.Length} images)");
+            else
             using (var src = SafetensorsFile.Open(modelPath))
             {
                 var meta = src.Metadata.ToDictionary(kv => kv.Key, kv => kv.Value);

@@ -26,7 +26,7 @@ internal static class PredictCommand
     public static Command Create(CliOutput output)
     {
         var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders (default: the bundled sample images)", Arity = ArgumentArity.ZeroOrMore }.NotAnOption();
-        var model = new Option<string>("--model", "-m") { Description = "A model file (memory_bank or uninformed_students)", DefaultValueFactory = _ => DefaultModel };
+        var model = new Option<string>("--model", "-m") { Description = "A model file: memory_bank or uninformed_students (.safetensors), or an anomaly model exported to ONNX (.onnx, with Anomalib's metadata.json beside it)", DefaultValueFactory = _ => DefaultModel };
         var device = CommonOptions.Device();
         var outDir = new Option<string>("--out", "-o") { Description = "Folder for the heat-map panels", DefaultValueFactory = _ => "gpuanomaly-out" };
         // Zero or one value: a bare --report takes the next word as its path when one follows, so write it last or as --report=PATH.

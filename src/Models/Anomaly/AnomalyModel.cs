@@ -25,19 +25,24 @@ public interface IAnomalyModel : IDisposable
     AnomalyMaps Score(float[] images);
 }
 
-/// <summary>Opens a model file by the architecture its metadata names.</summary>
+/// <summary>Opens a model file by the architecture its metadata names (an ONNX file by its extension).</summary>
 public static class AnomalyModel
 {
     public static readonly string[] Architectures = [UninformedStudentsConfig.Architecture, MemoryBankConfig.Architecture];
 
+    public static bool IsOnnx(string path) => path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
+
     public static string ArchitectureOf(string path)
     {
+        if (IsOnnx(path)) return OnnxAnomalyModel.ArchitectureName;
         using var file = SafetensorsFile.Open(path);
         return file.Metadata.TryGetValue("architecture", out var a) ? a : "(missing)";
     }
 
+    /// <summary>A safetensors model by its metadata's architecture, or an ONNX file (`.onnx`) with its metadata.json beside it.</summary>
     public static IAnomalyModel Load(string path, Device device, int batch) => ArchitectureOf(path) switch
     {
+        OnnxAnomalyModel.ArchitectureName => OnnxAnomalyModel.Load(path, device, batch),
         UninformedStudentsConfig.Architecture => StudentTeacherModel.Load(path, device, batch),
         MemoryBankConfig.Architecture => MemoryBankModel.Load(path, device, batch),
         var other => throw new SafetensorsException(path, null,
