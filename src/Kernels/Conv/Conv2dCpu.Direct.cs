@@ -36,7 +36,7 @@ public static unsafe partial class Conv2dCpu
     /// </summary>
     internal static bool UsesDirect(in Conv2dParams p) =>
         !DisableDirect && Sgemm.Use512 && p.Groups == 1 && p.StrideH == 1 && p.StrideW == 1 && p.KH * p.KW > 1
-        && p.OutW >= Half;
+        && p.OutW >= Half && !UsesWinograd(p);
 
     private static bool IsPadded(in Conv2dParams p) => (p.PadTop | p.PadLeft | p.PadBottom | p.PadRight) != 0;
 

@@ -64,7 +64,7 @@ public static unsafe partial class Conv2dCpu
             throw new ArgumentException($"conv2d: weight buffer of {w.Length} floats does not match {p} (expected {p.WeightElements})");
         bool use512 = Sgemm.Use512;
         bool plain = p.CInPerGroup == 1 && !UsesDirect(p);
-        var packed = new Conv2dPackedWeights(p, use512, UsesPaddedInput(p), UsesDirect(p), plain ? p.WeightElements : PackedFloats(p, use512));
+        var packed = new Conv2dPackedWeights(p, use512, UsesPaddedInput(p), UsesDirect(p), UsesWinograd(p), plain ? p.WeightElements : PackedFloats(p, use512));
         fixed (float* pw = w)
         {
             if (plain) w.CopyTo(new Span<float>(packed.Data, w.Length));
@@ -84,7 +84,10 @@ public static unsafe partial class Conv2dCpu
         const long Align = 16; // the 64-byte alignment slack of every Workspace buffer, in floats
         bool use512 = Sgemm.Use512;
         long floats;
-        if (UsesDirect(p))
+        if (UsesWinograd(p))
+            floats = (weightsPacked ? 0 : PackedFloats(p, use512) + Align + (long)(p.KH + 1) * (p.KH + 1) * p.COut * p.CIn + Align)
+                + WinogradWorkspaceFloats(p, threads);
+        else if (UsesDirect(p))
             floats = (weightsPacked ? 0 : PackedFloats(p, use512) + Align) + DirectWorkspaceFloats(p, threads);
         else if (p.CInPerGroup == 1)
             floats = threads * ((long)(p.H + p.PadTop + p.PadBottom) * (p.W + p.PadLeft + p.PadRight) + Align);
@@ -119,7 +122,7 @@ public static unsafe partial class Conv2dCpu
                 $"(expected x={p.InputElements} w={p.WeightElements} bias={(p.HasBias != 0 ? p.COut : 0)} y={p.OutputElements})");
     }
 
-    private static long PackedFloats(in Conv2dParams p, bool use512) =>
+    private static long PackedFloats(in Conv2dParams p, bool use512) => UsesWinograd(p) ? WinogradPackedFloats(p) :
         Sgemm.PackedASize(p.COutPerGroup, p.CInPerGroup * p.KH * p.KW, use512) * p.Groups;
 
     /// <summary>
@@ -134,6 +137,11 @@ public static unsafe partial class Conv2dCpu
 
     private static void PackGroups(in Conv2dParams p, float* w, float* a, bool use512)
     {
+        if (UsesWinograd(p))
+        {
+            PackWinograd(p, w, a);
+            return;
+        }
         int cog = p.COutPerGroup, cig = p.CInPerGroup, taps = p.KH * p.KW, k = cig * taps;
         long groupA = Sgemm.PackedASize(cog, k, use512);
         bool tapMajor = UsesPaddedInput(p);
@@ -157,6 +165,11 @@ public static unsafe partial class Conv2dCpu
 
     private static void Gemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
     {
+        if (UsesWinograd(p))
+        {
+            WinogradConv(p, x, a, bias, y);
+            return;
+        }
         if (UsesDirect(p))
         {
             DirectGemm(p, x, a, bias, y);

@@ -15,8 +15,9 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
 {
     private float* _data;
 
-    internal Conv2dPackedWeights(in Conv2dParams p, bool use512, bool tapMajor, bool direct, long floats)
+    internal Conv2dPackedWeights(in Conv2dParams p, bool use512, bool tapMajor, bool direct, bool winograd, long floats)
     {
+        Winograd = winograd;
         TapMajor = tapMajor;
         Direct = direct;
         COut = p.COut; CInPerGroup = p.CInPerGroup; KH = p.KH; KW = p.KW; Groups = p.Groups;
@@ -40,6 +41,8 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
     internal bool TapMajor { get; }
     /// <summary>Packed for the direct path (also for one input channel, which otherwise keeps a plain copy).</summary>
     internal bool Direct { get; }
+    /// <summary>Transformed and packed for the Winograd path (one A per transformed tap).</summary>
+    internal bool Winograd { get; }
     public bool IsDisposed => _data == null;
 
     internal float* Data
@@ -54,7 +57,7 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
     /// <summary>Whether these weights serve a convolution with parameters <paramref name="p"/> on this machine now.</summary>
     public bool Matches(in Conv2dParams p) =>
         p.COut == COut && p.CInPerGroup == CInPerGroup && p.KH == KH && p.KW == KW && p.Groups == Groups
-        && Direct == Conv2dCpu.UsesDirect(p)
+        && Direct == Conv2dCpu.UsesDirect(p) && Winograd == Conv2dCpu.UsesWinograd(p)
         && ((CInPerGroup == 1 && !Direct) || (Use512 == Sgemm.Use512 && TapMajor == Conv2dCpu.UsesPaddedInput(p)));
 
     public void Dispose()

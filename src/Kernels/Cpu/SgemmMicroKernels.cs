@@ -209,7 +209,7 @@ internal static unsafe class SgemmMicroKernels
     private static void Store(Vector256<float> v, float* p) => v.Store(p);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Act(Vector512<float> v, Activation act, float slope) => act switch
+    internal static Vector512<float> Act(Vector512<float> v, Activation act, float slope) => act switch
     {
         Activation.Relu => Vector512.Max(v, Vector512<float>.Zero),
         Activation.LeakyRelu => Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), v, v * slope),

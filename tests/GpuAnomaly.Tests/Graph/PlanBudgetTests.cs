@@ -53,6 +53,19 @@ public sealed class PlanBudgetTests
     }
 
     [Fact]
+    public void CpuScratch_OfAWinogradConv_CoversItsRearrangedInput()
+    {
+        var (graph, p) = PaddedConv(64, 61);
+        if (!Conv2dCpu.UsesWinograd(p)) return; // AVX-512 only
+        using var cpu = new CpuDevice();
+        long scratch = cpu.WorkspaceBytes(graph.Plan);
+        // The rearranged input (about one padded plane per channel), plus per thread the transformed tiles of a block.
+        long copy = 64L * 63 * 63 * sizeof(float), tiles = 16L * 64 * 32 * sizeof(float) * Environment.ProcessorCount;
+        Assert.True(scratch >= copy + tiles + Conv2dCpu.PackedWeightBytes(p), $"scratch {scratch} < {copy} + {tiles} + packed weights");
+        Assert.True(scratch < 3 * (copy + tiles) + Conv2dCpu.PackedWeightBytes(p), $"scratch {scratch} is far above the {copy + tiles} bytes of copies");
+    }
+
+    [Fact]
     public void Budget_BetweenThePlanAndPlanPlusScratch_IsRefused()
     {
         var (graph, _) = PaddedConv(32, 125);
