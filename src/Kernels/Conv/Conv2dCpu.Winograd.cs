@@ -7,7 +7,7 @@ namespace GpuAnomaly.Kernels.Conv;
 
 /// <summary>
 /// The Winograd path of <see cref="Conv2dCpu"/>: stride-1, ungrouped, square r x r convolutions (r 3 to 5, any equal
-/// dilation) with at least 64 input and output channels run as F(2x2, r x r) (<see cref="WinogradTransform"/>): per
+/// dilation) with at least 32 input and 64 output channels run as F(2x2, r x r) (<see cref="WinogradTransform"/>): per
 /// tile of 2x2 outputs, alpha^2 = (r+1)^2 products instead of 4 r^2 multiply-adds per channel pair (2.8x fewer for 5x5,
 /// 2.6x for 4x4, 2.3x for 3x3; 2x2 would save 1.8x of the products but measured no faster than the direct path:
 /// its transforms run padded to 6 x 6 like the others'). The multiply-adds are alpha^2 GEMMs U_xi[COut, CIn] x V_xi[CIn, 32 tiles]
@@ -25,8 +25,12 @@ public static unsafe partial class Conv2dCpu
     /// <summary>Tests and benchmarks turn the Winograd path off (on their own thread only).</summary>
     [ThreadStatic] internal static bool DisableWinograd;
 
-    /// <summary>Fewer channels than this: the transforms cost as much as the multiplications they save.</summary>
-    internal const int WinogradMinChannels = 64;
+    /// <summary>
+    /// Fewer channels than these: the transforms cost as much as the multiplications they save (the input transform
+    /// is paid per input channel and tile, the output transform per output channel; measured on the US layers,
+    /// bench conv-direct: 32->128 4x4 gains, 16->16 and 16->32 5x5 lose).
+    /// </summary>
+    internal const int WinogradMinIn = 32, WinogradMinOut = 64;
 
     private const int WinoLanes = 16, WinoTile = 32;
 
@@ -34,7 +38,7 @@ public static unsafe partial class Conv2dCpu
     internal static bool UsesWinograd(in Conv2dParams p) =>
         !DisableWinograd && Sgemm.Use512 && Avx512F.IsSupported && p.Groups == 1 && p.StrideH == 1 && p.StrideW == 1
         && p.KH == p.KW && p.KH is >= 3 and <= 5 && p.DilH == p.DilW
-        && p.CIn >= WinogradMinChannels && p.COut >= WinogradMinChannels
+        && p.CIn >= WinogradMinIn && p.COut >= WinogradMinOut
         // Each phase at least 8 outputs wide and 4 high, so that most of a tile row's lanes hold real tiles.
         && (p.OutW + p.DilW - 1) / p.DilW >= 8 && (p.OutH + p.DilH - 1) / p.DilH >= 4;
 

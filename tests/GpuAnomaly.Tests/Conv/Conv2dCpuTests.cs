@@ -174,6 +174,7 @@ public class Conv2dCpuTests
         for (int i = 0; i < cases.Count; i++)
         {
             var p = cases[i];
+            Conv2dCpu.DisableWinograd = true; // wide layers go to the Winograd path (Conv2dWinogradTests)
             Assert.True(Conv2dCpu.UsesDirect(p), p.ToString());
             if (i == 0) Conv2dCpu.PaddedChunkFloats = 1; // one image at a time
             try
@@ -197,6 +198,7 @@ public class Conv2dCpuTests
             finally
             {
                 Conv2dCpu.DisableDirect = false;
+                Conv2dCpu.DisableWinograd = false;
                 Conv2dCpu.PaddedChunkFloats = 1L << 24;
             }
         }

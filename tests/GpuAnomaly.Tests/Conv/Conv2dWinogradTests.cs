@@ -62,6 +62,7 @@ public class Conv2dWinogradTests
         yield return [3, Conv2dParams.Create(1, 64, 45, 44, 72, 3, 3, dilation: 4, act: Activation.LeakyRelu, slope: 0.2f)];
         yield return [4, Conv2dParams.Create(1, 600, 12, 18, 64, 3, 3, padding: 1)];
         yield return [5, Conv2dParams.Create(2, 80, 17, 17, 96, 5, 5, dilation: 1)];
+        yield return [7, Conv2dParams.Create(3, 32, 31, 31, 128, 4, 4, act: Activation.LeakyRelu, slope: 0.005f)]; // the US p17.3 layer
         var asym = Conv2dParams.Create(1, 64, 22, 25, 64, 4, 4, act: Activation.LeakyRelu, slope: 0.1f);
         asym.PadTop = 2; asym.PadLeft = 1; asym.PadBottom = 1; asym.PadRight = 2;
         yield return [6, asym];
@@ -113,7 +114,7 @@ public class Conv2dWinogradTests
     {
         bool avx512 = Vector512.IsHardwareAccelerated;
         Assert.Equal(avx512, Conv2dCpu.UsesWinograd(Conv2dParams.Create(1, 64, 40, 40, 64, 3, 3)));
-        Assert.False(Conv2dCpu.UsesWinograd(Conv2dParams.Create(1, 32, 40, 40, 64, 3, 3)));            // few input channels
+        Assert.False(Conv2dCpu.UsesWinograd(Conv2dParams.Create(1, 16, 40, 40, 64, 3, 3)));            // few input channels
         Assert.False(Conv2dCpu.UsesWinograd(Conv2dParams.Create(1, 64, 40, 40, 48, 3, 3)));            // few output channels
         Assert.False(Conv2dCpu.UsesWinograd(Conv2dParams.Create(1, 64, 40, 40, 64, 3, 3, stride: 2)));
         Assert.False(Conv2dCpu.UsesWinograd(Conv2dParams.Create(1, 64, 40, 40, 64, 1, 1)));
