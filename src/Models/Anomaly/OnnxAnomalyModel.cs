@@ -136,7 +136,11 @@ public sealed class OnnxAnomalyModel : IAnomalyModel
         }
         var raw = _executor.Output(_map).ToArray();
         for (int i = 0; i < b; i++)
-            Resize(raw.AsSpan(i * _mapH * _mapW, _mapH * _mapW), _mapH, _mapW, maps.AsSpan(i * h * w, h * w), h, w);
+        {
+            var src = raw.AsSpan(i * _mapH * _mapW, _mapH * _mapW);
+            if (_mapH == h && _mapW == w) src.CopyTo(maps.AsSpan(i * h * w, h * w));
+            else MemoryBank.Bilinear.Resize(src, _mapH, _mapW, maps.AsSpan(i * h * w, h * w), h, w);
+        }
         if (_score is not null) _executor.Output(_score).ToArray().AsSpan().CopyTo(scores);
         else
             for (int i = 0; i < b; i++)
@@ -147,31 +151,6 @@ public sealed class OnnxAnomalyModel : IAnomalyModel
                 scores[i] = max;
             }
         return new AnomalyMaps(maps, scores);
-    }
-
-    /// <summary>Bilinear resize with half-pixel centres (cv2.resize's INTER_LINEAR, F.interpolate align_corners=False).</summary>
-    public static void Resize(ReadOnlySpan<float> src, int sh, int sw, Span<float> dst, int dh, int dw)
-    {
-        if (sh == dh && sw == dw)
-        {
-            src.CopyTo(dst);
-            return;
-        }
-        float sy = (float)sh / dh, sx = (float)sw / dw;
-        for (int y = 0; y < dh; y++)
-        {
-            float fy = Math.Max((y + 0.5f) * sy - 0.5f, 0f);
-            int y0 = Math.Min((int)fy, sh - 1), y1 = Math.Min(y0 + 1, sh - 1);
-            float wy = fy - y0;
-            for (int x = 0; x < dw; x++)
-            {
-                float fx = Math.Max((x + 0.5f) * sx - 0.5f, 0f);
-                int x0 = Math.Min((int)fx, sw - 1), x1 = Math.Min(x0 + 1, sw - 1);
-                float wx = fx - x0;
-                dst[y * dw + x] = (1 - wy) * ((1 - wx) * src[y0 * sw + x0] + wx * src[y0 * sw + x1])
-                                  + wy * ((1 - wx) * src[y1 * sw + x0] + wx * src[y1 * sw + x1]);
-            }
-        }
     }
 
     public void Dispose() => _executor.Dispose();

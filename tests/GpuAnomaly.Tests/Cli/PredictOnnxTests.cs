@@ -87,7 +87,7 @@ public sealed class PredictOnnxTests : IDisposable
     {
         // 2x2 -> 4x4: the corners keep their values, the inner pixels blend 3:1.
         var dst = new float[16];
-        OnnxAnomalyModel.Resize([0f, 4f, 8f, 12f], 2, 2, dst, 4, 4);
+        GpuAnomaly.Models.MemoryBank.Bilinear.Resize([0f, 4f, 8f, 12f], 2, 2, dst, 4, 4);
         Assert.Equal([0f, 1f, 3f, 4f, 2f, 3f, 5f, 6f, 6f, 7f, 9f, 10f, 8f, 9f, 11f, 12f], dst);
     }
 
