@@ -52,6 +52,24 @@ public class Conv2dWinogradTests
         }
     }
 
+    [Fact]
+    public void Bt6_EqualsTheGeneratedMatrix()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        var t = new WinogradTransform(2, 5);
+        var x = new Vector512<float>[6];
+        for (int j = 0; j < 6; j++) x[j] = Vector512.Create(KernelLab.RandomFloats(rng, 16));
+        Conv2dCpu.Bt6(x[0], x[1], x[2], x[3], x[4], x[5], out var o0, out var o1, out var o2, out var o3, out var o4, out var o5);
+        var o = new[] { o0, o1, o2, o3, o4, o5 };
+        for (int a = 0; a < 6; a++)
+        for (int lane = 0; lane < 16; lane++)
+        {
+            double want = 0;
+            for (int j = 0; j < 6; j++) want += t.BT[a, j] * x[j][lane];
+            Assert.True(Math.Abs(o[a][lane] - want) <= 1e-5 * (1 + Math.Abs(want)), $"seed {seed}: row {a} lane {lane}: {o[a][lane]} vs {want}");
+        }
+    }
+
     public static IEnumerable<object[]> Cases()
     {
         // (case, params): every kernel size, dilations 1-4, padding (symmetric, asymmetric, none), batch 1-3, partial
