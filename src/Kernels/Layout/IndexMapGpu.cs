@@ -45,33 +45,22 @@ public sealed class IndexMapGpu
     {
         for (int i = index; i < n; i += stride)
         {
-            int r = i, src = m.SrcBase, dst = m.DstBase, k;
-            bool outside = false;
-            k = r % m.D5; r /= m.D5; Axis(5, k, m.O5, m.P5, m.N5, m.S5, m.T5, m, table, ref src, ref dst, ref outside);
-            k = r % m.D4; r /= m.D4; Axis(4, k, m.O4, m.P4, m.N4, m.S4, m.T4, m, table, ref src, ref dst, ref outside);
-            k = r % m.D3; r /= m.D3; Axis(3, k, m.O3, m.P3, m.N3, m.S3, m.T3, m, table, ref src, ref dst, ref outside);
-            k = r % m.D2; r /= m.D2; Axis(2, k, m.O2, m.P2, m.N2, m.S2, m.T2, m, table, ref src, ref dst, ref outside);
-            k = r % m.D1; r /= m.D1; Axis(1, k, m.O1, m.P1, m.N1, m.S1, m.T1, m, table, ref src, ref dst, ref outside);
-            Axis(0, r, m.O0, m.P0, m.N0, m.S0, m.T0, m, table, ref src, ref dst, ref outside);
+            // Per axis: destination offset, source coordinate (negative: outside, a constant), source offset.
+            int r = i, k, c;
+            k = r % m.D5; r /= m.D5; int dst = m.DstBase + k * m.T5; c = Coord(5, k, m.O5, m.P5, m.N5, m, table); bool outside = c < 0; int src = m.SrcBase + c * m.S5;
+            k = r % m.D4; r /= m.D4; dst += k * m.T4; c = Coord(4, k, m.O4, m.P4, m.N4, m, table); outside |= c < 0; src += c * m.S4;
+            k = r % m.D3; r /= m.D3; dst += k * m.T3; c = Coord(3, k, m.O3, m.P3, m.N3, m, table); outside |= c < 0; src += c * m.S3;
+            k = r % m.D2; r /= m.D2; dst += k * m.T2; c = Coord(2, k, m.O2, m.P2, m.N2, m, table); outside |= c < 0; src += c * m.S2;
+            k = r % m.D1; r /= m.D1; dst += k * m.T1; c = Coord(1, k, m.O1, m.P1, m.N1, m, table); outside |= c < 0; src += c * m.S1;
+            dst += r * m.T0; c = Coord(0, r, m.O0, m.P0, m.N0, m, table); outside |= c < 0; src += c * m.S0;
             y[dst] = outside ? m.Value : x[src];
         }
     }
 
-    /// <summary>One axis of the walk: adds its destination and source offsets; a coordinate outside follows the mode.</summary>
-    private static void Axis(int axis, int k, int o, int p, int n, int s, int t, IndexMap m, ArrayView<int> table,
-        ref int src, ref int dst, ref bool outside)
+    /// <summary>The source coordinate of iteration coordinate k on one axis, after the mode; -1 when it reads the constant.</summary>
+    private static int Coord(int axis, int k, int o, int p, int n, IndexMap m, ArrayView<int> table)
     {
-        dst += k * t;
         int c = axis == m.TableAxis ? table[k] : o + k * p;
-        if (c < 0 || c >= n)
-        {
-            c = IndexMaps.Outside(c, n, m.Mode);
-            if (c < 0)
-            {
-                outside = true;
-                return;
-            }
-        }
-        src += c * s;
+        return c >= 0 && c < n ? c : IndexMaps.Outside(c, n, m.Mode);
     }
 }

@@ -237,6 +237,19 @@ public sealed class GenericOpIlgpuTests : IDisposable
         }
     }
 
+    /// <summary>The functions the kernels compute with their own range reduction or series, over a wider range.</summary>
+    [Fact]
+    public void Unary_WideRange()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        foreach (var kind in new[] { UnaryKind.Sin, UnaryKind.Cos, UnaryKind.Atan, UnaryKind.Tanh, UnaryKind.Sinh, UnaryKind.Cosh, UnaryKind.Mish })
+        {
+            Check(new UnaryMathOp(kind), [new Shape(rng.Next(20, 60))], rng, seed, tol: 1e-6, scale: 9);
+            // Near zero, where the series take over.
+            Check(new UnaryMathOp(kind), [new Shape(rng.Next(20, 60))], rng, seed, tol: 1e-6, scale: 0.4f);
+        }
+    }
+
     [Fact]
     public void BinaryModFmodPRelu()
     {
