@@ -71,7 +71,9 @@ public struct ReduceLayout
 /// <item>explicitly grouped for longer ones: a group of <see cref="GroupSize"/> threads per output strides over the
 ///   reduced elements, then a shared-memory tree combines the partial results (ReduceMean over 4096 elements is 16
 ///   elements a thread instead of 4096 on one).</item>
-/// <item>softmax / log-softmax, max-subtracted: one thread per row (outer x inner), three passes over the axis.</item>
+/// <item>softmax / log-softmax, max-subtracted: one thread per row (outer x inner), three passes over the axis; for
+///   axes of <see cref="GroupedMinCount"/> or more (1000 logits of one image), a group per row, its max and sum through
+///   the same shared-memory tree.</item>
 /// </list>
 /// </summary>
 public sealed class ReduceGpu
@@ -81,6 +83,7 @@ public sealed class ReduceGpu
     private readonly Action<Index1D, int, int, ReduceLayout, ArrayView<float>, ArrayView<float>> _perOutput;
     private readonly Action<KernelConfig, int, ReduceLayout, ArrayView<float>, ArrayView<float>>? _grouped;
     private readonly Action<Index1D, int, int, int, int, int, ArrayView<float>, ArrayView<float>> _softmax;
+    private readonly Action<KernelConfig, int, int, int, int, ArrayView<float>, ArrayView<float>>? _softmaxGrouped;
     private readonly int _gridThreads;
 
     public ReduceGpu(Accelerator accelerator)
@@ -88,7 +91,10 @@ public sealed class ReduceGpu
         _perOutput = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ReduceLayout, ArrayView<float>, ArrayView<float>>(PerOutputKernel);
         // A device with smaller groups than the tree needs keeps the per-output kernel for every size.
         if (accelerator.MaxNumThreadsPerGroup >= GroupSize)
+        {
             _grouped = accelerator.LoadStreamKernel<int, ReduceLayout, ArrayView<float>, ArrayView<float>>(GroupedKernel);
+            _softmaxGrouped = accelerator.LoadStreamKernel<int, int, int, int, ArrayView<float>, ArrayView<float>>(SoftmaxGroupedKernel);
+        }
         _softmax = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, ArrayView<float>, ArrayView<float>>(SoftmaxKernel);
         _gridThreads = Math.Max(1, accelerator.NumMultiprocessors * accelerator.MaxNumThreadsPerMultiprocessor);
     }
@@ -99,6 +105,7 @@ public sealed class ReduceGpu
         long outputs = layout.Outputs;
         if (y.Length != outputs || x.Length != outputs * layout.Count)
             throw new ArgumentException($"reduce: x has {x.Length} elements, y {y.Length}, for {outputs} outputs of {layout.Count}");
+        if (x.Length > int.MaxValue) throw new ArgumentException("reduce: inputs above 2^31 elements are not supported");
         if (outputs == 0) return;
         if (_grouped is not null && layout.Count >= GroupedMinCount)
         {
@@ -116,7 +123,13 @@ public sealed class ReduceGpu
         long rows = (long)outer * inner;
         if (x.Length != rows * d || y.Length != x.Length)
             throw new ArgumentException($"softmax: x has {x.Length} elements, y {y.Length}, for [{outer}, {d}, {inner}]");
+        if (x.Length > int.MaxValue) throw new ArgumentException("softmax: inputs above 2^31 elements are not supported");
         if (rows == 0 || d == 0) return;
+        if (_softmaxGrouped is not null && d >= GroupedMinCount)
+        {
+            _softmaxGrouped(new KernelConfig((int)Math.Min(rows, 65535), GroupSize), (int)rows, d, inner, log ? 1 : 0, x, y);
+            return;
+        }
         int t = (int)Math.Min(rows, _gridThreads);
         _softmax(t, (int)rows, t, d, inner, log ? 1 : 0, x, y);
     }
@@ -228,6 +241,44 @@ public sealed class ReduceGpu
             float logS = XMath.Log(s);
             for (int c = 0, p = b; c < d; c++, p += inner)
             {
+                float v = x[p] - m;
+                y[p] = log != 0 ? v - logS : XMath.Exp(v) / s;
+            }
+        }
+    }
+
+    /// <summary>Combines the group's partial values (kind 2 max, 0 sum) into partial[0]; every thread reads it after.</summary>
+    private static float GroupAll(ArrayView<float> partial, int tid, int size, int kind, float v)
+    {
+        partial[tid] = v;
+        Group.Barrier();
+        for (int s = size / 2; s > 0; s /= 2)
+        {
+            if (tid < s) partial[tid] = Combine(kind, partial[tid], partial[tid + s]);
+            Group.Barrier();
+        }
+        float r = partial[0];
+        Group.Barrier(); // read by all before the next use overwrites it
+        return r;
+    }
+
+    /// <summary>One group per row (grid-stride over rows, the whole group together).</summary>
+    private static void SoftmaxGroupedKernel(int rows, int d, int inner, int log, ArrayView<float> x, ArrayView<float> y)
+    {
+        var partial = SharedMemory.Allocate<float>(GroupSize);
+        int tid = Group.IdxX, size = Group.DimX;
+        for (int r = Grid.IdxX; r < rows; r += Grid.DimX)
+        {
+            int b = r / inner * d * inner + r % inner;
+            float m = float.NegativeInfinity, s = 0f;
+            for (int c = tid; c < d; c += size) m = XMath.Max(m, x[b + c * inner]);
+            m = GroupAll(partial, tid, size, 2, m);
+            for (int c = tid; c < d; c += size) s += XMath.Exp(x[b + c * inner] - m);
+            s = GroupAll(partial, tid, size, 0, s);
+            float logS = XMath.Log(s);
+            for (int c = tid; c < d; c += size)
+            {
+                int p = b + c * inner;
                 float v = x[p] - m;
                 y[p] = log != 0 ? v - logS : XMath.Exp(v) / s;
             }

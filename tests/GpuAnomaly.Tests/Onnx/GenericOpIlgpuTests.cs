@@ -176,7 +176,10 @@ public sealed class GenericOpIlgpuTests : IDisposable
             // Inputs up to +-8: exp without the max subtraction would still fit, but the kernel's rounding is checked.
             Check(new SoftmaxAxisOp(rng.Next(rank), trial % 2 == 0), [new Shape(d)], rng, seed, scale: 8);
         }
+        // Axes of 256 or more take the grouped kernel: last axis, and a middle one (strided rows).
         Check(new SoftmaxAxisOp(1, false), [new Shape(2, 300)], rng, seed, scale: 8);
+        Check(new SoftmaxAxisOp(1, true), [new Shape(1, 1000)], rng, seed, scale: 8);
+        Check(new SoftmaxAxisOp(1, false), [new Shape(2, 257, 3)], rng, seed, scale: 8);
     }
 
     [Fact]
