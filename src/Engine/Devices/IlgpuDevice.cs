@@ -2,6 +2,9 @@ using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Knn;
+using GpuAnomaly.Kernels.Layout;
+using GpuAnomaly.Kernels.Reduce;
+using GpuAnomaly.Kernels.Gemm;
 using GpuAnomaly.Kernels.Memory;
 using GpuAnomaly.Kernels.Pool;
 using GpuAnomaly.Kernels.StudentTeacher;
@@ -27,6 +30,10 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<Pool2dGpu> _pool;
     private readonly Lazy<ElementwiseGpu> _elementwise;
     private readonly Lazy<BroadcastGpu> _broadcast;
+    private readonly Lazy<IndexMapGpu> _indexMap;
+    private readonly Lazy<ReduceGpu> _reduce;
+    private readonly Lazy<MatMulGpu> _matMul;
+    private readonly Lazy<PoolNdGpu> _poolNd;
     private readonly Lazy<StudentTeacherScoreGpu> _studentTeacher;
     private readonly Lazy<WindowAttentionGpu> _attention;
     private readonly Lazy<LinearGpu> _linear;
@@ -50,6 +57,10 @@ public sealed class IlgpuDevice : Device
         _pool = new(() => new Pool2dGpu(accelerator));
         _elementwise = new(() => new ElementwiseGpu(accelerator));
         _broadcast = new(() => new BroadcastGpu(accelerator));
+        _indexMap = new(() => new IndexMapGpu(accelerator));
+        _reduce = new(() => new ReduceGpu(accelerator));
+        _matMul = new(() => new MatMulGpu(accelerator));
+        _poolNd = new(() => new PoolNdGpu(accelerator));
         _studentTeacher = new(() => new StudentTeacherScoreGpu(accelerator));
         _attention = new(() => new WindowAttentionGpu(accelerator));
         _linear = new(() => new LinearGpu(accelerator));
@@ -164,6 +175,14 @@ public sealed class IlgpuDevice : Device
     public ElementwiseGpu ElementwiseKernels => _elementwise.Value;
     /// <summary>The generic ONNX elementwise ops' kernels (broadcasting binary, unary functions).</summary>
     public BroadcastGpu BroadcastKernels => _broadcast.Value;
+    /// <summary>The generic ONNX layout ops' copy kernel (transpose, slice, pad, concat, gather, expand).</summary>
+    public IndexMapGpu IndexMapKernels => _indexMap.Value;
+    /// <summary>The generic ONNX reductions and softmax.</summary>
+    public ReduceGpu ReduceKernels => _reduce.Value;
+    /// <summary>The generic ONNX batched MatMul.</summary>
+    public MatMulGpu MatMulKernels => _matMul.Value;
+    /// <summary>The generic ONNX 1-3-D pools (PoolNdOp).</summary>
+    public PoolNdGpu PoolNdKernels => _poolNd.Value;
     public StudentTeacherScoreGpu StudentTeacherKernels => _studentTeacher.Value;
     public WindowAttentionGpu AttentionKernels => _attention.Value;
     public TernaryLinearGpu TernaryKernels => _ternaryLinear.Value;

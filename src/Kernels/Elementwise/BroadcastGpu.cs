@@ -47,8 +47,9 @@ public sealed class BroadcastGpu
     private readonly Action<Index1D, int, int, int, float, float, ArrayView<float>, ArrayView<float>> _unary;
     private readonly int _gridThreads;
 
-    // Codes: binary 0 Add, 1 Sub, 2 Mul, 3 Div, 4 Pow, 5 Max, 6 Min; unary as listed in SupportsUnary.
-    public const int BinaryCodes = 7;
+    // Codes: binary 0 Add, 1 Sub, 2 Mul, 3 Div, 4 Pow, 5 Max, 6 Min, 7 Mod (the divisor's sign, numpy), 8 Fmod
+    // (the dividend's, C), 9 PRelu; unary as listed in UnaryMath.Codes.
+    public const int BinaryCodes = 10;
 
     public BroadcastGpu(Accelerator accelerator)
     {
@@ -57,8 +58,8 @@ public sealed class BroadcastGpu
         _gridThreads = Math.Max(1, accelerator.NumMultiprocessors * accelerator.MaxNumThreadsPerMultiprocessor);
     }
 
-    /// <summary>Unary codes with a kernel: 0 Identity, 1 Neg, 2 Abs, 3 Sqrt, 4 Exp, 5 Log, 6 Sigmoid, 7 Tanh, 8 Erf, 9 Reciprocal, 10 Floor, 11 Ceil.</summary>
-    public static bool SupportsUnary(int code) => code is >= 0 and <= 11;
+    /// <summary>Unary codes with a kernel: every <see cref="UnaryMath.Codes"/> function.</summary>
+    public static bool SupportsUnary(int code) => code is >= 0 and < UnaryMath.Codes;
 
     public void Binary(int code, BroadcastLayout layout, int n, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)
     {
@@ -93,7 +94,10 @@ public sealed class BroadcastGpu
                 3 => u / v,
                 4 => XMath.Pow(u, v),
                 5 => float.IsNaN(u) || float.IsNaN(v) ? float.NaN : XMath.Max(u, v),
-                _ => float.IsNaN(u) || float.IsNaN(v) ? float.NaN : XMath.Min(u, v),
+                6 => float.IsNaN(u) || float.IsNaN(v) ? float.NaN : XMath.Min(u, v),
+                7 => u - XMath.Floor(u / v) * v,
+                8 => XMath.Rem(u, v),
+                _ => u < 0f ? u * v : u,
             };
         }
     }
@@ -102,22 +106,7 @@ public sealed class BroadcastGpu
     {
         for (int i = index; i < n; i += stride)
         {
-            float v = x[i];
-            y[i] = code switch
-            {
-                0 => v,
-                1 => -v,
-                2 => XMath.Abs(v),
-                3 => XMath.Sqrt(v),
-                4 => XMath.Exp(v),
-                5 => XMath.Log(v),
-                6 => v >= 0f ? 1f / (1f + XMath.Exp(-v)) : XMath.Exp(v) / (1f + XMath.Exp(v)),
-                7 => XMath.Tanh(v),
-                8 => Transformer.Gelu.Erf(v),
-                9 => 1f / v,
-                10 => XMath.Floor(v),
-                _ => XMath.Ceiling(v),
-            };
+            y[i] = UnaryMath.Apply(code, x[i], alpha, beta);
         }
     }
 }

@@ -100,7 +100,7 @@ public sealed class ReshapeCopyOp(Shape shape) : HostKernelOp
 }
 
 /// <summary>Expand: a copy broadcast to a larger shape.</summary>
-public sealed class ExpandOp(Shape shape) : HostKernelOp
+public sealed partial class ExpandOp(Shape shape) : HostKernelOp
 {
     public Shape Target { get; } = shape;
     public override string Kind => "expand";

@@ -1,7 +1,7 @@
 namespace GpuAnomaly.Engine;
 
 /// <summary>Transpose by a permutation of the axes.</summary>
-public sealed class TransposeOp(int[] perm) : HostKernelOp
+public sealed partial class TransposeOp(int[] perm) : HostKernelOp
 {
     public IReadOnlyList<int> Perm { get; } = perm;
     public override string Kind => "transpose";
@@ -21,7 +21,7 @@ public sealed class TransposeOp(int[] perm) : HostKernelOp
 }
 
 /// <summary>Concat along an axis (non-negative).</summary>
-public sealed class ConcatOp(int axis) : HostKernelOp
+public sealed partial class ConcatOp(int axis) : HostKernelOp
 {
     public int Axis { get; } = axis;
     public override string Kind => "concat";
@@ -47,7 +47,7 @@ public sealed class ConcatOp(int axis) : HostKernelOp
 }
 
 /// <summary>A strided slice: per axis a clamped start, a step and the output length (ONNX Slice after normalization).</summary>
-public sealed class SliceOp(long[] starts, long[] steps, int[] lengths) : HostKernelOp
+public sealed partial class SliceOp(long[] starts, long[] steps, int[] lengths) : HostKernelOp
 {
     public IReadOnlyList<long> Starts { get; } = starts;
     public IReadOnlyList<long> Steps { get; } = steps;
@@ -73,7 +73,7 @@ public sealed class SliceOp(long[] starts, long[] steps, int[] lengths) : HostKe
 }
 
 /// <summary>Pad with a constant; <c>Begin</c> / <c>End</c> per axis, negative crops.</summary>
-public sealed class PadOp(long[] begin, long[] end, float value) : HostKernelOp
+public sealed partial class PadOp(long[] begin, long[] end, float value) : HostKernelOp
 {
     public IReadOnlyList<long> Begin { get; } = begin;
     public IReadOnlyList<long> End { get; } = end;
@@ -100,7 +100,7 @@ public sealed class PadOp(long[] begin, long[] end, float value) : HostKernelOp
 }
 
 /// <summary>Gather with constant indices (made non-negative at import) along an axis.</summary>
-public sealed class GatherOp(int axis, long[] indices, int[] indicesDims) : HostKernelOp
+public sealed partial class GatherOp(int axis, long[] indices, int[] indicesDims) : HostKernelOp
 {
     public int Axis { get; } = axis;
     public IReadOnlyList<long> Indices { get; } = indices;

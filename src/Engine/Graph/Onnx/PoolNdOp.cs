@@ -4,7 +4,7 @@ namespace GpuAnomaly.Engine;
 /// ONNX MaxPool / AveragePool over any number of spatial axes with per-axis kernel, stride, dilation and begin / end pads,
 /// ceil_mode and count_include_pad: the cases the engine's square, symmetric <see cref="Pool2dOp"/> does not take.
 /// </summary>
-public sealed class PoolNdOp(bool max, int[] kernel, int[] strides, int[] dilations, int[] padBegin, int[] padEnd, bool ceilMode, bool countIncludePad)
+public sealed partial class PoolNdOp(bool max, int[] kernel, int[] strides, int[] dilations, int[] padBegin, int[] padEnd, bool ceilMode, bool countIncludePad)
     : HostKernelOp
 {
     public bool Max { get; } = max;

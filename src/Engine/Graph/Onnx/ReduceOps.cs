@@ -1,7 +1,7 @@
 namespace GpuAnomaly.Engine;
 
 /// <summary>ReduceSum / Mean / Max / Min / Prod / ... over a set of axes, keepdims or not.</summary>
-public sealed class ReduceOp(ReduceKind kind, int[] axes, bool keepDims) : HostKernelOp
+public sealed partial class ReduceOp(ReduceKind kind, int[] axes, bool keepDims) : HostKernelOp
 {
     public ReduceKind Function { get; } = kind;
     public IReadOnlyList<int> Axes { get; } = axes;
@@ -31,7 +31,7 @@ public sealed class ReduceOp(ReduceKind kind, int[] axes, bool keepDims) : HostK
 }
 
 /// <summary>Softmax or LogSoftmax along one axis (opset 13 semantics).</summary>
-public sealed class SoftmaxAxisOp(int axis, bool log) : HostKernelOp
+public sealed partial class SoftmaxAxisOp(int axis, bool log) : HostKernelOp
 {
     public int Axis { get; } = axis;
     public bool Log { get; } = log;
@@ -50,7 +50,7 @@ public sealed class SoftmaxAxisOp(int axis, bool log) : HostKernelOp
 }
 
 /// <summary>numpy matmul of two rank >= 2 operands with broadcast batch axes (the importer reshapes 1-D operands).</summary>
-public sealed class MatMulOp : HostKernelOp
+public sealed partial class MatMulOp : HostKernelOp
 {
     public override string Kind => "matmul";
 
