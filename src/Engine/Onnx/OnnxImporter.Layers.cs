@@ -266,7 +266,8 @@ public static partial class OnnxImporter
     private static void BatchNorm(C c, OnnxNode n)
     {
         var x = c.In(n, 0);
-        if (n.Outputs.Skip(1).Any(o => o != "") || n.GetInt("training_mode", 0) != 0) throw c.Error(n, "BatchNormalization in training mode");
+        if (n.Outputs.Skip(1).Any(o => o != "") || n.GetInt("training_mode", 0) != 0)
+            throw new OnnxFeatureException(c.Model.File, n.Location, "BatchNormalization(training_mode)");
         var (scale, shift) = BatchNormAffine(c, n);
         var dims = new int[Math.Max(x.Shape.Rank - 1, 1)];
         Array.Fill(dims, 1);
@@ -320,7 +321,7 @@ public static partial class OnnxImporter
         var (pb, pe) = PadsNd(c, n, x.Shape, k, s, d);
         bool countPad = n.GetInt("count_include_pad", 0) != 0, ceil = n.GetInt("ceil_mode", 0) != 0;
         // The engine's pool (with GPU kernels) when the window is square and the pads symmetric and at most half of it.
-        if (sp == 2 && k[0] == k[1] && s[0] == s[1] && d[0] == d[1] && pb.Concat(pe).Distinct().Count() == 1 && pb[0] <= k[0] / 2 && !ceil
+        if (!x.IsConst && sp == 2 && k[0] == k[1] && s[0] == s[1] && d[0] == d[1] && pb.Concat(pe).Distinct().Count() == 1 && pb[0] <= k[0] / 2 && !ceil
             && (kind == PoolKind.Max || d[0] == 1))
             c.Emit(n, new Pool2dOp(kind, k[0], s[0], pb[0], d[0], countPad), [x], x.Type);
         else
