@@ -141,6 +141,7 @@ public static partial class OnnxImporter
         e["BatchNormalization"] = BatchNorm;
         e["LayerNormalization"] = LayerNorm;
         AddFolding(e);
+        AddResize(e);
         return e;
     }
 
