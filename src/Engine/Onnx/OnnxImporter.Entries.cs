@@ -142,6 +142,7 @@ public static partial class OnnxImporter
         e["LayerNormalization"] = LayerNorm;
         AddFolding(e);
         AddResize(e);
+        AddIndexOps(e);
         return e;
     }
 
