@@ -143,6 +143,7 @@ public static partial class OnnxImporter
         AddFolding(e);
         AddResize(e);
         AddIndexOps(e);
+        AddConvTranspose(e);
         return e;
     }
 
