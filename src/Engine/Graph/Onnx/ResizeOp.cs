@@ -126,8 +126,17 @@ public sealed class ResizeOp : HostKernelOp
     protected override bool RunIlgpu(IlgpuDevice device, IReadOnlyList<Tensor> inputs, Tensor output)
     {
         var xd = inputs[0].Shape.Dims.ToArray();
-        int rank = xd.Length;
-        if (rank > ResizeGpu.MaxRank) return false;
+        int rank = xd.Length, lead = 0;
+        // Leading identity axes (batch, channels) merge into one, so a 3-D (5-axis) resize fits the 4-axis kernel.
+        while (rank - lead > ResizeGpu.MaxRank && IsIdentity(xd, lead) && IsIdentity(xd, lead + 1)) lead++;
+        if (rank - lead > ResizeGpu.MaxRank) return false;
+        if (lead > 0)
+        {
+            int merged = xd[..(lead + 1)].Aggregate(1, (a, b) => checked(a * b));
+            var op = new ResizeOp([merged, .. _sizes[(lead + 1)..]], [1.0, .. _scales[(lead + 1)..]], Options,
+                [0.0, .. _roi[(lead + 1)..rank], 1.0, .. _roi[(rank + lead + 1)..]]);
+            return op.RunIlgpu(device, [inputs[0].Reshape(new Shape([merged, .. xd[(lead + 1)..]]))], output);
+        }
         // Right-aligned to 4 axes; the leading ones are size-1 identities (nearest, scale 1).
         Span<int> inn = stackalloc int[4], outn = stackalloc int[4];
         Span<double> sc = stackalloc double[4], len = stackalloc double[4], ra = stackalloc double[4], rb = stackalloc double[4];
@@ -148,6 +157,10 @@ public sealed class ResizeOp : HostKernelOp
         ResizeGpu.For(device.Accelerator).Forward(axes, attrs, inputs[0].View<float>(), output.View<float>());
         return true;
     }
+
+    /// <summary>Whether axis a maps output i to input i with weight 1 (so it can merge with its neighbour).</summary>
+    private bool IsIdentity(int[] xd, int a) =>
+        _sizes[a] == xd[a] && _scales[a] == 1 && Options.Coordinate is not (ResizeCoordinate.TfHalfPixelForNn or ResizeCoordinate.TfCropAndResize);
 
     public override string ToString() =>
         $"resize({Options.Mode}, {Options.Coordinate}, sizes=[{string.Join(",", _sizes)}] scales=[{string.Join(",", _scales.Select(s => s.ToString("G6")))}])";
