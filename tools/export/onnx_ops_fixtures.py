@@ -126,6 +126,34 @@ def main():
     case("dropout_training_ratio_0", node, [("x", x)], [("y", x)], initializers=[("ratio", np.array(0, np.float32)), ("training", np.array(True))])
     _fix_bool_output(d, "mask", x.shape)
     print(f"wrote {len(os.listdir(OUT))} cases to {os.path.normpath(OUT)}")
+    refused()
+
+
+def refused():
+    """Fixtures/onnx_ops_refused/: models the importer must refuse with a typed error (no data)."""
+    out = os.path.join(OUT, "..", "onnx_ops_refused")
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    f = lambda n, *shape: helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)
+
+    def save(name, nodes, inputs, outputs, inits=(), opset=13):
+        g = helper.make_graph(nodes, name, inputs, outputs, [numpy_helper.from_array(a, n) for n, a in inits])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]), os.path.join(out, name + ".onnx"))
+
+    save("dropout_training", [helper.make_node("Dropout", ["x", "ratio", "training"], ["y"])], [f("x", 2, 3)], [f("y", 2, 3)],
+         [("ratio", np.array(0.25, np.float32)), ("training", np.array(True))])
+    save("batchnorm_training", [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], training_mode=1)],
+         [f("x", 2, 3)], [f("y", 2, 3)], [(k, np.ones(3, np.float32)) for k in "sbmv"], opset=15)
+    save("cast_string", [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.STRING)], [f("x", 2)],
+         [helper.make_tensor_value_info("y", TensorProto.STRING, [2])])
+    save("sequence_input", [helper.make_node("Identity", ["x"], ["y"])],
+         [helper.make_tensor_sequence_value_info("x", TensorProto.FLOAT, [2])], [helper.make_tensor_sequence_value_info("y", TensorProto.FLOAT, [2])])
+    # 4097 * 4097 > 2^24: MaxPool's indices would not be exact in float32.
+    save("maxpool_indices_past_2p24", [helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2])], [f("x", 1, 1, 4097, 4097)],
+         [f("y", 1, 1, 4096, 4096), helper.make_tensor_value_info("i", TensorProto.INT64, [1, 1, 4096, 4096])], opset=12)
+    save("cast_runtime_to_int64", [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT64)], [f("x", 3)],
+         [helper.make_tensor_value_info("y", TensorProto.INT64, [3])])
 
 
 def _fix_bool_output(d, name, shape):

@@ -78,27 +78,29 @@ public sealed class ResizeGpu
             }
             int f0 = ResizeMath.First(m.Mode, m.Nearest, x0), f1 = ResizeMath.First(m.Mode, m.Nearest, x1);
             int f2 = ResizeMath.First(m.Mode, m.Nearest, x2), f3 = ResizeMath.First(m.Mode, m.Nearest, x3);
-            double s0 = ResizeMath.InsideSum(m.Mode, ex, x0, f0, p.In0, m.CubicA), s1 = ResizeMath.InsideSum(m.Mode, ex, x1, f1, p.In1, m.CubicA);
-            double s2 = ResizeMath.InsideSum(m.Mode, ex, x2, f2, p.In2, m.CubicA), s3 = ResizeMath.InsideSum(m.Mode, ex, x3, f3, p.In3, m.CubicA);
+            bool e0 = ResizeMath.Excludes(m.Mode, ex, f0, p.In0), e1 = ResizeMath.Excludes(m.Mode, ex, f1, p.In1);
+            bool e2 = ResizeMath.Excludes(m.Mode, ex, f2, p.In2), e3 = ResizeMath.Excludes(m.Mode, ex, f3, p.In3);
+            double s0 = ResizeMath.InsideSum(m.Mode, e0, x0, f0, p.In0, m.CubicA), s1 = ResizeMath.InsideSum(m.Mode, e1, x1, f1, p.In1, m.CubicA);
+            double s2 = ResizeMath.InsideSum(m.Mode, e2, x2, f2, p.In2, m.CubicA), s3 = ResizeMath.InsideSum(m.Mode, e3, x3, f3, p.In3, m.CubicA);
             float sum = 0;
             for (int t0 = 0; t0 < taps; t0++)
             {
-                float w0 = TapWeight(m, ex, x0, f0, t0, p.In0, s0);
+                float w0 = TapWeight(m, e0, x0, f0, t0, p.In0, s0);
                 if (w0 == 0) continue;
                 int i0 = ResizeMath.Clamp(f0 + t0, p.In0);
                 for (int t1 = 0; t1 < taps; t1++)
                 {
-                    float w1 = w0 * TapWeight(m, ex, x1, f1, t1, p.In1, s1);
+                    float w1 = w0 * TapWeight(m, e1, x1, f1, t1, p.In1, s1);
                     if (w1 == 0) continue;
                     int i1 = i0 * p.In1 + ResizeMath.Clamp(f1 + t1, p.In1);
                     for (int t2 = 0; t2 < taps; t2++)
                     {
-                        float w2 = w1 * TapWeight(m, ex, x2, f2, t2, p.In2, s2);
+                        float w2 = w1 * TapWeight(m, e2, x2, f2, t2, p.In2, s2);
                         if (w2 == 0) continue;
                         int i2 = i1 * p.In2 + ResizeMath.Clamp(f2 + t2, p.In2);
                         for (int t3 = 0; t3 < taps; t3++)
                         {
-                            float w3 = w2 * TapWeight(m, ex, x3, f3, t3, p.In3, s3);
+                            float w3 = w2 * TapWeight(m, e3, x3, f3, t3, p.In3, s3);
                             if (w3 == 0) continue;
                             sum += w3 * x[i2 * p.In3 + ResizeMath.Clamp(f3 + t3, p.In3)];
                         }

@@ -69,10 +69,17 @@ public static class ResizeMath
         return s <= 1 ? ((a + 2) * s - (a + 3)) * s * s + 1 : ((a * s - 5 * a) * s + 8 * a) * s - 4 * a;
     }
 
-    /// <summary>With exclude_outside, the sum of the weights of the taps inside the input (to renormalize by); else 1.</summary>
-    public static double InsideSum(int mode, bool excludeOutside, double xo, int first, int inSize, double a)
+    /// <summary>
+    /// Whether exclude_outside applies along an axis at this coordinate: cubic only (as ONNX Runtime; nearest and linear
+    /// taps past the edge equal the edge pixel anyway), and not when every tap is outside (nothing to renormalize).
+    /// </summary>
+    public static bool Excludes(int mode, bool excludeOutside, int first, int inSize) =>
+        excludeOutside && mode == 2 && first + 3 >= 0 && first < inSize;
+
+    /// <summary>When <see cref="Excludes"/>, the sum of the weights of the taps inside the input (to renormalize by); else 1.</summary>
+    public static double InsideSum(int mode, bool excludes, double xo, int first, int inSize, double a)
     {
-        if (!excludeOutside) return 1;
+        if (!excludes) return 1;
         double s = 0;
         for (int t = 0; t < Taps(mode); t++)
             if (first + t >= 0 && first + t < inSize) s += Weight(mode, xo, t, a);

@@ -63,11 +63,12 @@ public sealed class ResizeOp : HostKernelOp
                 double xo = ResizeMath.Original(coord, o, xd[a], n, _scales[a], len, _roi[a], _roi[a + rank]);
                 outside[a][o] = ResizeMath.Extrapolates(coord, xo, xd[a]);
                 int first = ResizeMath.First(mode, (int)Options.Nearest, xo);
-                double inside = ResizeMath.InsideSum(mode, Options.ExcludeOutside, xo, first, xd[a], Options.CubicA);
+                bool excludes = ResizeMath.Excludes(mode, Options.ExcludeOutside, first, xd[a]);
+                double inside = ResizeMath.InsideSum(mode, excludes, xo, first, xd[a], Options.CubicA);
                 for (int t = 0; t < taps; t++)
                 {
                     int p = first + t;
-                    if (Options.ExcludeOutside && (p < 0 || p >= xd[a])) continue;
+                    if (excludes && (p < 0 || p >= xd[a])) continue;
                     double wt = ResizeMath.Weight(mode, xo, t, Options.CubicA) / inside;
                     if (wt == 0) continue;
                     int k = o * 4 + cnt[a][o]++;
