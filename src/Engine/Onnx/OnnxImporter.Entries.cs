@@ -144,6 +144,7 @@ public static partial class OnnxImporter
         AddResize(e);
         AddIndexOps(e);
         AddConvTranspose(e);
+        AddTensorOps(e);
         return e;
     }
 
