@@ -115,6 +115,7 @@ def main():
         y = np.pad(x, list(zip(pads[:4], pads[4:])), mode=mode)
         case(f"pad_{mode}", helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode), [("x", x)], [("y", y)],
              initializers=[("pads", np.array(pads, np.int64))])
+    tensor_ops()
     # Integer results: Pow of an int64 input by a float input folds (OnnxInference binds the float input).
     x, e = np.array([[1, 2, -3], [4, 0, 5]], np.int64), np.array([[3, 2.5, 2], [0.5, 4, 1]], np.float32)
     case("pow_int64_by_float", helper.make_node("Pow", ["x", "e"], ["y"]), [("x", x), ("e", e)],
@@ -127,6 +128,51 @@ def main():
     _fix_bool_output(d, "mask", x.shape)
     print(f"wrote {len(os.listdir(OUT))} cases to {os.path.normpath(OUT)}")
     refused()
+
+
+def tensor_ops():
+    """Tile, DepthToSpace / SpaceToDepth, Trilu, CumSum, Hardmax, Shrink, Einsum, InstanceNormalization against numpy / torch."""
+    x = rand(2, 3, 4)
+    case("tile", helper.make_node("Tile", ["x", "r"], ["y"]), [("x", x)], [("y", np.tile(x, (2, 1, 3)))],
+         initializers=[("r", np.array([2, 1, 3], np.int64))])
+    x = rand(2, 8, 3, 5)
+    # torch's pixel_shuffle is ONNX's CRD mode; DCR from numpy (onnx's definition).
+    case("depth_to_space_crd", helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD"), [("x", x)],
+         [("y", F.pixel_shuffle(torch.from_numpy(x), 2).numpy())])
+    dcr = x.reshape(2, 2, 2, 2, 3, 5).transpose(0, 3, 4, 1, 5, 2).reshape(2, 2, 6, 10)
+    case("depth_to_space_dcr", helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode="DCR"), [("x", x)], [("y", dcr)])
+    x = rand(2, 3, 6, 4)
+    s2d = x.reshape(2, 3, 3, 2, 2, 2).transpose(0, 3, 5, 1, 2, 4).reshape(2, 12, 3, 2)
+    case("space_to_depth", helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=2), [("x", x)], [("y", s2d)])
+    x = rand(2, 4, 5)
+    case("trilu_upper_k1", helper.make_node("Trilu", ["x", "k"], ["y"], upper=1), [("x", x)], [("y", np.triu(x, 1))],
+         opset=14, initializers=[("k", np.array(1, np.int64))])
+    case("trilu_lower_km1", helper.make_node("Trilu", ["x", "k"], ["y"], upper=0), [("x", x)], [("y", np.tril(x, -1))],
+         opset=14, initializers=[("k", np.array(-1, np.int64))])
+    x = rand(3, 5, 2)
+    rev_excl = np.flip(np.cumsum(np.flip(x, 1), 1), 1) - x
+    case("cumsum_reverse_exclusive", helper.make_node("CumSum", ["x", "a"], ["y"], reverse=1, exclusive=1), [("x", x)],
+         [("y", rev_excl.astype(np.float32))], initializers=[("a", np.array(1, np.int64))])
+    case("cumsum", helper.make_node("CumSum", ["x", "a"], ["y"]), [("x", x)], [("y", np.cumsum(x, -1))],
+         initializers=[("a", np.array(-1, np.int64))])
+    x = rand(3, 4, 5)
+    hm = (np.arange(4)[None, :, None] == np.argmax(x, 1)[:, None, :]).astype(np.float32)
+    case("hardmax_axis_1", helper.make_node("Hardmax", ["x"], ["y"], axis=1), [("x", x)], [("y", hm)])
+    x = rand(4, 6) * 2
+    case("shrink_soft", helper.make_node("Shrink", ["x"], ["y"], lambd=0.7, bias=0.7), [("x", x)],
+         [("y", F.softshrink(torch.from_numpy(x), 0.7).numpy())], opset=9)
+    case("shrink_hard", helper.make_node("Shrink", ["x"], ["y"], lambd=0.7), [("x", x)],
+         [("y", F.hardshrink(torch.from_numpy(x), 0.7).numpy())], opset=9)
+    a, b = rand(2, 3, 4), rand(2, 4, 5)
+    for name, eq, ops in (("einsum_bmm", "bij,bjk->bik", (a, b)), ("einsum_implicit", "bij,bjk", (a, b)),
+                          ("einsum_transpose_sum", "bij->jb", (a,)), ("einsum_diagonal_ellipsis", "...ii->...i", (rand(2, 3, 3),))):
+        names = [f"x{i}" for i in range(len(ops))]
+        case(name, helper.make_node("Einsum", names, ["y"], equation=eq), list(zip(names, ops)),
+             [("y", np.einsum(eq, *ops).astype(np.float32))], opset=12)
+    x, sc, bb = rand(2, 3, 4, 5), rand(3), rand(3)
+    y = F.instance_norm(torch.from_numpy(x), weight=torch.from_numpy(sc), bias=torch.from_numpy(bb), eps=1e-5).numpy()
+    case("instance_norm", helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-5), [("x", x)], [("y", y)],
+         initializers=[("s", sc), ("b", bb)])
 
 
 def refused():

@@ -252,6 +252,33 @@ public sealed class OnnxOpsTests
         }
     }
 
+    [Fact]
+    public void TensorOps_RandomShapes_Cpu()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        for (int trial = 0; trial < 8; trial++)
+        {
+            var x = RandomDims(rng, rng.Next(2, 5));
+            int axis = rng.Next(x.Length);
+            var shapes = new[] { new Shape(x) };
+            Check(new TileOp(x.Select(_ => rng.Next(0, 4)).ToArray()), shapes, rng, seed);
+            Check(new TriluOp(rng.Next(2) == 0, rng.Next(-4, 5)), shapes, rng, seed);
+            Check(new CumSumOp(axis, rng.Next(2) == 0, rng.Next(2) == 0), shapes, rng, seed);
+            Check(new HardmaxOp(axis), shapes, rng, seed, tol: 0);
+            Check(new ShrinkOp((float)rng.NextDouble(), (float)rng.NextDouble()), shapes, rng, seed);
+            // A batched matmul, a contraction to a vector, a transposed sum: einsum against the same float64 reference.
+            int b = rng.Next(1, 4), i = rng.Next(1, 6), j = rng.Next(1, 6), k = rng.Next(1, 6);
+            Check(new EinsumOp("bij,bjk->bik"), [new Shape(b, i, j), new Shape(b, j, k)], rng, seed);
+            Check(new EinsumOp("ij,j"), [new Shape(i, j), new Shape(j)], rng, seed);
+            Check(new EinsumOp("bij->jb"), [new Shape(b, i, j)], rng, seed);
+        }
+        var nan = new FloatClassOp(nan: true).Reference([[1, double.NaN, double.PositiveInfinity]], [new Shape(3)], out _);
+        var inf = new FloatClassOp(false, negative: false).Reference([[double.NegativeInfinity, double.NaN, double.PositiveInfinity]], [new Shape(3)], out _);
+        Assert.Equal([0, 1, 0], nan);
+        Assert.Equal([0, 0, 1], inf);
+        Assert.Equal("abc,acd->abd", OnnxImporter.ExpandEllipsis("...bc,...cd->...bd", [3, 3]).Replace("A", "a"));
+    }
+
     [Theory]
     [InlineData("dropout_training", "Dropout(training_mode, ratio 0.25)")]
     [InlineData("batchnorm_training", "BatchNormalization(training_mode)")]
