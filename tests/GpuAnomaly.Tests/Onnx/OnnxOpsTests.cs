@@ -126,7 +126,8 @@ public sealed class OnnxOpsTests
         var x = new[] { rng.Next(1, 3), cin }.Concat(RandomDims(rng, sp, max)).ToArray();
         var pb = k.Select(v => rng.Next(0, v)).ToArray();
         var outPad = s.Select(v => rng.Next(0, v)).ToArray();
-        var size = Enumerable.Range(0, sp).Select(a => s[a] * (x[a + 2] - 1) + outPad[a] + (k[a] - 1) * d[a] + 1 - pb[a] - rng.Next(0, k[a])).ToArray();
+        // The full size less the pads, at least 1 (a size past the full output is allowed: bias-only pixels).
+        var size = Enumerable.Range(0, sp).Select(a => Math.Max(1, s[a] * (x[a + 2] - 1) + outPad[a] + (k[a] - 1) * d[a] + 1 - pb[a] - rng.Next(0, k[a]))).ToArray();
         Shape[] shapes = rng.Next(2) == 0
             ? [new Shape(x), new Shape([cin, coutG, .. k]), new Shape(coutG * g)]
             : [new Shape(x), new Shape([cin, coutG, .. k])];
