@@ -41,6 +41,11 @@ internal static class OnnxTestCommand
                     output.Out.WriteLine($"UNSUPPORTED {name}: {string.Join(", ", e.Ops.Select(o => o.OpType))}");
                     unsupported++;
                 }
+                catch (OnnxFeatureException e)
+                {
+                    output.Out.WriteLine($"UNSUPPORTED {name}: {e.Feature}");
+                    unsupported++;
+                }
                 catch (Exception e) when (e is GpuAnomalyException or ArgumentException or InvalidOperationException or NotSupportedException
                                               or IndexOutOfRangeException or OverflowException or IOException)
                 {
@@ -60,6 +65,9 @@ internal static class OnnxTestCommand
         // Unsupported ops are reported before any data is read.
         var missing = model.UnsupportedOps(OnnxImporter.SupportedOps);
         if (missing.Count > 0) throw new OnnxUnsupportedException(model.File, missing);
+        // Optional / sequence / map values are not tensors: refused from the model's declared types, before their data
+        // (an OptionalProto or SequenceProto file) is misread as a TensorProto.
+        OnnxImporter.CheckTensorValues(model);
         var sets = Directory.GetDirectories(dir, "test_data_set_*").Order(StringComparer.Ordinal).ToArray();
         if (sets.Length == 0) throw new UsageException($"{dir}: no test_data_set_* folder");
         foreach (var set in sets)

@@ -40,6 +40,7 @@ public sealed class HostTensor
         if (t.ElementType is OnnxDataType.Int64 or OnnxDataType.Int32 or OnnxDataType.Int16 or OnnxDataType.Int8 or OnnxDataType.UInt8
             or OnnxDataType.UInt16 or OnnxDataType.UInt32 or OnnxDataType.UInt64 or OnnxDataType.Bool)
             return new(t.ElementType, dims, Array.ConvertAll(t.ToInt64Array(), v => (double)v));
+        if (t.ElementType == OnnxDataType.String) throw new OnnxFeatureException(t.File, t.Location, "STRING tensors");
         throw new OnnxImportException(t.File, t.Location, $"tensor '{t.Name}' is {t.ElementType.ProtoName()}, a type the importer does not compute with");
     }
 

@@ -43,8 +43,10 @@ public static partial class OnnxImporter
         e["Identity"] = (c, n) => Reshape(c, n, c.In(n, 0).Shape);
         e["Dropout"] = (c, n) =>
         {
-            // Inference: the identity, and a mask of all true.
-            if (c.Has(n, 2) && c.Const(n, 2).Data[0] != 0) throw c.Error(n, "Dropout in training mode");
+            // Inference, or training with ratio 0: the identity, and a mask of all true. Random masks are not implemented.
+            double ratio = c.Opset >= 12 ? c.Has(n, 1) ? c.Const(n, 1).Data[0] : 0.5 : n.GetFloat("ratio", 0.5f);
+            bool training = c.Opset >= 12 && c.Has(n, 2) && c.Const(n, 2).Data[0] != 0;
+            if (training && ratio != 0) throw new OnnxFeatureException(c.Model.File, n.Location, $"Dropout(training_mode, ratio {ratio:G6})");
             Reshape(c, n, c.In(n, 0).Shape);
             if (n.Outputs.Count > 1 && n.Outputs[1] != "")
             {
@@ -139,6 +141,10 @@ public static partial class OnnxImporter
         e["BatchNormalization"] = BatchNorm;
         e["LayerNormalization"] = LayerNorm;
         AddFolding(e);
+        AddResize(e);
+        AddIndexOps(e);
+        AddConvTranspose(e);
+        AddTensorOps(e);
         return e;
     }
 

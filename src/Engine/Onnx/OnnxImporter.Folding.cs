@@ -44,22 +44,9 @@ public static partial class OnnxImporter
             long count = Math.Max((long)Math.Ceiling((limit - start) / delta), 0);
             c.Set(n.Outputs[0], new HostTensor(s.Type, [checked((int)count)], Enumerable.Range(0, (int)count).Select(i => HostTensor.Round(s.Type, start + i * delta)).ToArray()));
         };
-        e["Cast"] = (c, n) =>
-        {
-            var to = (OnnxDataType)n.GetInt("to");
-            var x = c.In(n, 0);
-            if (x.Const is { } k)
-            {
-                c.Set(n.Outputs[0], new HostTensor(to, k.Dims, k.Data.Select(v => HostTensor.Round(to, v)).ToArray()));
-                return;
-            }
-            if (!HostTensor.IsFloatType(to)) throw c.Error(n, $"Cast of runtime value '{n.Inputs[0]}' to {to.ProtoName()}: runtime values are float32");
-            // To a narrower float type: round in float (runtime values stay float32), else the value passes through.
-            if (to == OnnxDataType.BFloat16 && x.Type != OnnxDataType.BFloat16) c.Emit(n, new UnaryMathOp(UnaryKind.ToBFloat16, 0, 0), [x], to);
-            else if (to == OnnxDataType.Float16 && x.Type is not (OnnxDataType.Float16 or OnnxDataType.BFloat16))
-                c.Emit(n, new UnaryMathOp(UnaryKind.ToFloat16, 0, 0), [x], to);
-            else c.Set(n.Outputs[0], new OnnxSym { Runtime = x.Runtime, Type = to, Shape = x.Shape });
-        };
+        e["Cast"] = (c, n) => CastTo(c, n, (OnnxDataType)n.GetInt("to"));
+        // CastLike: Cast to the second input's type (its values are not read).
+        e["CastLike"] = (c, n) => CastTo(c, n, c.In(n, 1).Type);
         foreach (var (name, f) in new (string, Func<double, double, bool>)[] { ("Equal", (a, b) => a == b), ("Less", (a, b) => a < b),
                      ("Greater", (a, b) => a > b), ("LessOrEqual", (a, b) => a <= b), ("GreaterOrEqual", (a, b) => a >= b),
                      ("And", (a, b) => a != 0 && b != 0), ("Or", (a, b) => a != 0 || b != 0), ("Xor", (a, b) => (a != 0) != (b != 0)) })
@@ -116,6 +103,25 @@ public static partial class OnnxImporter
             var (x, shape) = Broadcast(cond, a, c.Const(n, 2));
             c.Set(n.Outputs[0], new HostTensor(a.Type, shape, x[0].Select((k, i) => k != 0 ? x[1][i] : x[2][i]).ToArray()));
         };
+    }
+
+    private static void CastTo(C c, OnnxNode n, OnnxDataType to)
+    {
+        var x = c.In(n, 0);
+        if (to == OnnxDataType.String) throw new OnnxFeatureException(c.Model.File, n.Location, "STRING tensors");
+        if (x.Const is { } k)
+        {
+            c.Set(n.Outputs[0], new HostTensor(to, k.Dims, k.Data.Select(v => HostTensor.Round(to, v)).ToArray()));
+            return;
+        }
+        // A runtime index (integer already, range checked) stays exact as INT64 / INT32; other casts to integers fold only.
+        bool index = !HostTensor.IsFloatType(x.Type) && to is (OnnxDataType.Int64 or OnnxDataType.Int32);
+        if (!HostTensor.IsFloatType(to) && !index) throw c.IntegerAtRuntime(n, $"{to.ProtoName()} '{n.Outputs[0]}'");
+        // To a narrower float type: round in float (runtime values stay float32), else the value passes through.
+        if (to == OnnxDataType.BFloat16 && x.Type != OnnxDataType.BFloat16) c.Emit(n, new UnaryMathOp(UnaryKind.ToBFloat16, 0, 0), [x], to);
+        else if (to == OnnxDataType.Float16 && x.Type is not (OnnxDataType.Float16 or OnnxDataType.BFloat16))
+            c.Emit(n, new UnaryMathOp(UnaryKind.ToFloat16, 0, 0), [x], to);
+        else c.Set(n.Outputs[0], new OnnxSym { Runtime = x.Runtime, Type = to, Shape = x.Shape });
     }
 
     /// <summary>The tensors' values expanded to their common (numpy) shape.</summary>

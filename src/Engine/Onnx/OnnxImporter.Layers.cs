@@ -75,7 +75,12 @@ public static partial class OnnxImporter
     {
         var x = c.In(n, 0);
         string mode = n.GetString("mode", "constant");
-        if (mode != "constant") throw c.Error(n, $"Pad mode '{mode}' is not supported (constant only)");
+        var padMode = mode switch
+        {
+            "constant" => PadMode.Constant, "edge" => PadMode.Edge, "reflect" => PadMode.Reflect,
+            "wrap" when c.Opset >= 19 => PadMode.Wrap,
+            _ => throw c.Error(n, $"Pad mode '{mode}' (constant, edge, reflect; wrap from opset 19)"),
+        };
         long[] pads = c.Opset >= 11 ? c.Const(n, 1).Longs() : n.GetInts("pads").ToArray();
         float value = c.Opset >= 11 ? c.Has(n, 2) ? (float)c.Const(n, 2).Data[0] : 0f : n.GetFloat("value", 0f);
         int rank = x.Shape.Rank;
@@ -88,7 +93,7 @@ public static partial class OnnxImporter
             begin[axes[k]] = pads[k];
             end[axes[k]] = pads[k + axes.Length];
         }
-        c.Emit(n, new PadOp(begin, end, value), [x], x.Type);
+        c.Emit(n, new PadOp(begin, end, value, padMode), [x], x.Type);
     }
 
     private static void Softmax(C c, OnnxNode n, bool log)
@@ -266,7 +271,8 @@ public static partial class OnnxImporter
     private static void BatchNorm(C c, OnnxNode n)
     {
         var x = c.In(n, 0);
-        if (n.Outputs.Skip(1).Any(o => o != "") || n.GetInt("training_mode", 0) != 0) throw c.Error(n, "BatchNormalization in training mode");
+        if (n.Outputs.Skip(1).Any(o => o != "") || n.GetInt("training_mode", 0) != 0)
+            throw new OnnxFeatureException(c.Model.File, n.Location, "BatchNormalization(training_mode)");
         var (scale, shift) = BatchNormAffine(c, n);
         var dims = new int[Math.Max(x.Shape.Rank - 1, 1)];
         Array.Fill(dims, 1);
@@ -311,7 +317,6 @@ public static partial class OnnxImporter
     private static void Pool(C c, OnnxNode n, PoolKind kind)
     {
         var x = c.In(n, 0);
-        if (n.Outputs.Skip(1).Any(o => o != "")) throw c.Error(n, "MaxPool's Indices output is not supported");
         var k = n.GetInts("kernel_shape").Select(v => (int)v).ToArray();
         int sp = k.Length;
         if (x.Shape.Rank != sp + 2) throw c.Error(n, $"{n.OpType} kernel [{string.Join(", ", k)}] over {x.Shape}");
@@ -320,11 +325,16 @@ public static partial class OnnxImporter
         var (pb, pe) = PadsNd(c, n, x.Shape, k, s, d);
         bool countPad = n.GetInt("count_include_pad", 0) != 0, ceil = n.GetInt("ceil_mode", 0) != 0;
         // The engine's pool (with GPU kernels) when the window is square and the pads symmetric and at most half of it.
-        if (sp == 2 && k[0] == k[1] && s[0] == s[1] && d[0] == d[1] && pb.Concat(pe).Distinct().Count() == 1 && pb[0] <= k[0] / 2 && !ceil
+        if (!x.IsConst && sp == 2 && k[0] == k[1] && s[0] == s[1] && d[0] == d[1] && pb.Concat(pe).Distinct().Count() == 1 && pb[0] <= k[0] / 2 && !ceil
             && (kind == PoolKind.Max || d[0] == 1))
             c.Emit(n, new Pool2dOp(kind, k[0], s[0], pb[0], d[0], countPad), [x], x.Type);
         else
             c.Emit(n, new PoolNdOp(kind == PoolKind.Max, k, s, d, pb, pe, ceil, countPad), [x], x.Type);
+        if (kind == PoolKind.Max && n.Outputs.Count > 1 && n.Outputs[1] != "")
+        {
+            c.CheckIndexRange(n, x.Shape.Elements);
+            c.Emit(n, new MaxPoolIndicesOp(k, s, d, pb, pe, ceil, (int)n.GetInt("storage_order", 0)), [x], OnnxDataType.Int64, 1, index: true);
+        }
     }
 
     /// <summary>ONNX pads of a window op per spatial axis: explicit, or from auto_pad (SAME_UPPER puts the odd pixel at the end).</summary>

@@ -26,6 +26,7 @@ public static partial class OnnxImporter
         options ??= new OnnxImportOptions();
         var unsupported = model.UnsupportedOps(SupportedOps);
         if (unsupported.Count > 0) throw new OnnxUnsupportedException(model.File, unsupported);
+        CheckTensorValues(model);
         var c = new Context(model, options);
         c.BindInputs();
         // Constants first: patterns matched at a subgraph's first node read the constants of its later nodes.
@@ -47,7 +48,7 @@ public static partial class OnnxImporter
         return c.Finish();
     }
 
-    internal sealed class Context(OnnxModel model, OnnxImportOptions options)
+    internal sealed partial class Context(OnnxModel model, OnnxImportOptions options)
     {
         public OnnxModel Model { get; } = model;
         public GraphBuilder Builder { get; } = new();
@@ -151,11 +152,16 @@ public static partial class OnnxImporter
         /// Binds output <paramref name="output"/> of <paramref name="n"/> to <paramref name="op"/> applied to the inputs:
         /// folded on the host when they are all known and the op has a float64 form, else a graph node.
         /// </summary>
-        public void Emit(OnnxNode n, Op op, IReadOnlyList<OnnxSym> inputs, OnnxDataType type, int output = 0) =>
-            EmitTo(n, n.Outputs[output], op, inputs, type);
+        /// <remarks>
+        /// An integer <paramref name="type"/> at run time is refused (runtime values are float32) unless
+        /// <paramref name="index"/> says the op computes indices whose range the entry checked (<see cref="CheckIndexRange"/>),
+        /// or the op only moves values that are such indices already.
+        /// </remarks>
+        public void Emit(OnnxNode n, Op op, IReadOnlyList<OnnxSym> inputs, OnnxDataType type, int output = 0, bool index = false) =>
+            EmitTo(n, n.Outputs[output], op, inputs, type, index);
 
         /// <summary>As <see cref="Emit"/> into a name of the importer's own (a step of a multi-node mapping); returns the sym.</summary>
-        public OnnxSym EmitTo(OnnxNode n, string name, Op op, IReadOnlyList<OnnxSym> inputs, OnnxDataType type)
+        public OnnxSym EmitTo(OnnxNode n, string name, Op op, IReadOnlyList<OnnxSym> inputs, OnnxDataType type, bool index = false)
         {
             if (op is HostKernelOp host && inputs.All(s => s.IsConst))
             {
@@ -164,9 +170,7 @@ public static partial class OnnxImporter
                 Set(name, new HostTensor(type, shape.Dims.ToArray(), data));
                 return _env[name];
             }
-            if (!HostTensor.IsFloatType(type))
-                throw new OnnxImportException(Model.File, n.Location,
-                    $"{n.OpType} computes {type.ProtoName()} '{name}' at run time; runtime values are float32 (bind the inputs it depends on)");
+            if (!HostTensor.IsFloatType(type) && !index && !MovesIndices(op, inputs)) throw IntegerAtRuntime(n, $"{type.ProtoName()} '{name}'");
             var values = inputs.Select((s, k) => Runtime(s, $"{name}.{k}")).ToArray();
             var v = Builder.Apply(Unique(name), op, values);
             return _env[name] = new OnnxSym { Type = type, Shape = v.Shape, Runtime = v };

@@ -13,7 +13,12 @@ public static class OnnxInference
         foreach (var name in inputs.Keys)
             if (!runtime.ContainsKey(name))
                 throw new GraphInputException(name, $"the model has no input '{name}' (its inputs: {string.Join(", ", runtime.Keys)})");
-        var bound = inputs.Where(kv => !HostTensor.IsFloatType(runtime[kv.Key].ElementType)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        // Every non-float input (all integer types and BOOL) is bound at load; so is an input whose data no node reads
+        // (unused, or only CastLike's type source): it need not match its declared shape, backend tests give a placeholder.
+        var read = model.Graph.AllNodes().SelectMany(n => n.Inputs.Where((_, k) => !(n.OpType == "CastLike" && k == 1)).Concat(n.ImplicitInputs))
+            .Concat(model.Graph.Outputs.Select(o => o.Name)).ToHashSet(StringComparer.Ordinal);
+        var bound = inputs.Where(kv => !HostTensor.IsFloatType(runtime[kv.Key].ElementType) || !read.Contains(kv.Key))
+            .ToDictionary(kv => kv.Key, kv => kv.Value);
         var fed = inputs.Where(kv => !bound.ContainsKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
         OnnxImportedModel imported;
         while (true)
@@ -28,7 +33,8 @@ public static class OnnxInference
                 });
                 break;
             }
-            // A float input the model uses as a parameter (Clip's bounds, a Pad value): we hold its data, so bind it.
+            // A float input the model uses as a parameter (Clip's bounds, a Pad value), or one an integer result depends on
+            // (it then folds): we hold its data, so bind it.
             catch (OnnxImportException e) when (e.NeedsKnown is { } name && fed.Remove(name, out var t))
             {
                 bound[name] = t;

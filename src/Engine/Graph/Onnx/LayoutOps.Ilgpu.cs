@@ -59,7 +59,13 @@ public sealed partial class PadOp
 
     protected override bool RunIlgpu(IlgpuDevice device, IReadOnlyList<Tensor> inputs, Tensor output) =>
         LayoutMaps.Run(device, PadAxes(LayoutMaps.Dims(inputs[0]), LayoutMaps.Dims(output), Begin), inputs[0], output,
-            mode: OutsideMode.Constant, value: Value);
+            mode: Mode switch
+            {
+                PadMode.Edge => OutsideMode.Edge,
+                PadMode.Reflect => OutsideMode.Reflect,
+                PadMode.Wrap => OutsideMode.Wrap,
+                _ => OutsideMode.Constant,
+            }, value: Value);
 }
 
 public sealed partial class ConcatOp

@@ -72,12 +72,13 @@ public sealed partial class SliceOp(long[] starts, long[] steps, int[] lengths) 
         NdLayout.Slice(x(0), dims[0], [.. Starts], [.. Steps], y, yDims);
 }
 
-/// <summary>Pad with a constant; <c>Begin</c> / <c>End</c> per axis, negative crops.</summary>
-public sealed partial class PadOp(long[] begin, long[] end, float value) : HostKernelOp
+/// <summary>Pad with a constant (or edge / reflect / wrap, <see cref="NdPad"/>); <c>Begin</c> / <c>End</c> per axis, negative crops.</summary>
+public sealed partial class PadOp(long[] begin, long[] end, float value, PadMode mode = PadMode.Constant) : HostKernelOp
 {
     public IReadOnlyList<long> Begin { get; } = begin;
     public IReadOnlyList<long> End { get; } = end;
     public float Value { get; } = value;
+    public PadMode Mode { get; } = mode;
     public override string Kind => "pad";
 
     public override Shape InferShape(IReadOnlyList<Shape> inputs)
@@ -90,13 +91,17 @@ public sealed partial class PadOp(long[] begin, long[] end, float value) : HostK
         {
             long n = x[i] + Begin[i] + End[i];
             if (n < 0) throw new ArgumentException($"pads ({Begin[i]}, {End[i]}) remove more than axis {i} of {x}");
+            if (Mode != PadMode.Constant && x[i] == 0 && n > 0) throw new ArgumentException($"pad mode {Mode} of the empty axis {i} of {x}");
             d[i] = checked((int)n);
         }
         return new Shape(d);
     }
 
-    protected override void Compute<T>(InputSpan<T> x, int[][] dims, Span<T> y, int[] yDims) =>
-        NdLayout.Pad(x(0), dims[0], [.. Begin], T.CreateTruncating(Value), y, yDims);
+    protected override void Compute<T>(InputSpan<T> x, int[][] dims, Span<T> y, int[] yDims)
+    {
+        if (Mode == PadMode.Constant) NdLayout.Pad(x(0), dims[0], [.. Begin], T.CreateTruncating(Value), y, yDims);
+        else NdPad.Pad(x(0), dims[0], [.. Begin], Mode, y, yDims);
+    }
 }
 
 /// <summary>Gather with constant indices (made non-negative at import) along an axis.</summary>

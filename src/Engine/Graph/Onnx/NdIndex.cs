@@ -13,6 +13,10 @@ public static class NdIndex
         return n;
     }
 
+    /// <summary>The array as [outer, dims[axis], inner] around an axis (what an op along one axis walks).</summary>
+    public static (long Outer, int N, long Inner) Split(ReadOnlySpan<int> dims, int axis) =>
+        (Elements(dims[..axis]), dims[axis], Elements(dims[(axis + 1)..]));
+
     /// <summary>Row-major strides, in elements.</summary>
     public static long[] Strides(ReadOnlySpan<int> dims)
     {
