@@ -22,6 +22,9 @@ public sealed class OnnxModelTests(ITestOutputHelper log)
     private static readonly Dictionary<string, string[]> Outputs = new()
     {
         ["transformer_block"] = ["y"],
+        ["knn_distance"] = ["score"],
+        ["knn_distance_clamp_first"] = ["score"],
+        ["knn_distance_unclamped"] = ["score"],
         ["patchcore_tiny"] = ["anomaly_map", "pred_score"],
         ["resnet18"] = ["logits"],
         ["wide_resnet50_2"] = ["logits"],
