@@ -111,12 +111,12 @@ public sealed class TorchModelTheoryAttribute : TheoryAttribute
 }
 
 /// <summary>
-/// A fact too slow for every run (a large model on the ilgpu-cpu device's emulated threads): it runs only with
+/// A theory too slow for every run (a large model on the ilgpu-cpu device's emulated threads): it runs only with
 /// GPUANOMALY_SLOW_TESTS=1, and needs python with torch like <see cref="TorchModelTheoryAttribute"/>.
 /// </summary>
-public sealed class SlowTorchModelFactAttribute : FactAttribute
+public sealed class SlowTorchModelTheoryAttribute : TheoryAttribute
 {
-    public SlowTorchModelFactAttribute()
+    public SlowTorchModelTheoryAttribute()
     {
         if (Environment.GetEnvironmentVariable("GPUANOMALY_SLOW_TESTS") != "1") Skip = "slow: set GPUANOMALY_SLOW_TESTS=1 to run it";
         else if (OnnxModelFixtures.WhyNoTorch is { } why) Skip = why;

@@ -69,22 +69,28 @@ public sealed class OnnxModelTests(ITestOutputHelper log)
 
     /// <summary>torchvision models with random weights and batch-norm statistics, generated at test time.</summary>
     [TorchModelTheory]
-    [InlineData("resnet18", "cpu")]
-    [InlineData("resnet18", "ilgpu-cpu")]
-    [InlineData("wide_resnet50_2", "cpu")]
-    [InlineData("patchcore_resnet18", "cpu")]
-    [InlineData("patchcore_resnet18", "ilgpu-cpu")]
-    public void TorchvisionModels_MatchPyTorch(string model, string device)
+    [InlineData("resnet18")]
+    [InlineData("wide_resnet50_2")]
+    [InlineData("patchcore_resnet18")]
+    public void TorchvisionModels_MatchPyTorch_OnCpu(string model)
     {
-        MatchPyTorch(model, device, out var report);
+        MatchPyTorch(model, "cpu", out var report);
         log.WriteLine(report);
     }
 
-    /// <summary>Wide-ResNet-50-2 on the emulated GPU threads of ilgpu-cpu: minutes, so only on request.</summary>
-    [SlowTorchModelFact]
-    public void WideResNet50_2_OnIlgpuCpu_MatchesPyTorch()
+    /// <summary>
+    /// The same on the emulated GPU threads of ilgpu-cpu: minutes each (the convolutions' implicit-GEMM kernels use
+    /// shared memory and barriers, which the CPU accelerator emulates thread by thread), so only on request
+    /// (GPUANOMALY_SLOW_TESTS=1). Measured (2-core machine): resnet18 batch 2 265 s, patchcore_resnet18 68 s; see
+    /// docs/ONNX.md for wide_resnet50_2.
+    /// </summary>
+    [SlowTorchModelTheory]
+    [InlineData("resnet18")]
+    [InlineData("wide_resnet50_2")]
+    [InlineData("patchcore_resnet18")]
+    public void TorchvisionModels_MatchPyTorch_OnIlgpuCpu(string model)
     {
-        MatchPyTorch("wide_resnet50_2", "ilgpu-cpu", out var report);
+        MatchPyTorch(model, "ilgpu-cpu", out var report);
         log.WriteLine(report);
     }
 }
