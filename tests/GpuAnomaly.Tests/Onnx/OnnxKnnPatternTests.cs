@@ -1,6 +1,7 @@
 using GpuAnomaly.Engine;
 using GpuAnomaly.Engine.Onnx;
 using Xunit;
+using Xunit.Abstractions;
 using static GpuAnomaly.Tests.Onnx.OnnxProtos;
 
 namespace GpuAnomaly.Tests.Onnx;
@@ -11,7 +12,7 @@ namespace GpuAnomaly.Tests.Onnx;
 /// not positive) the nodes run as written. Graphs of random sizes built here, and the PyTorch exports of
 /// tools/export/onnx_models_fixtures.py.
 /// </summary>
-public sealed class OnnxKnnPatternTests
+public sealed class OnnxKnnPatternTests(ITestOutputHelper log)
 {
     private static ProtoBuilder Floats(string name, long[] dims, float[] v) =>
         Tensor(name, FloatType, dims, v.SelectMany(BitConverter.GetBytes).ToArray());
@@ -165,7 +166,8 @@ public sealed class OnnxKnnPatternTests
         var graph = OnnxImporter.Import(OnnxModel.Load(OnnxModelFixtures.PathOf(model, ".onnx")), new OnnxImportOptions { BatchSize = 37 }).Graph!;
         Assert.Single(graph.Nodes, n => n.Op is KnnOp);
         Assert.DoesNotContain(graph.Nodes, n => n.Op is MatMulOp or LinearOp);
-        OnnxModelTests.MatchPyTorch(model, device, out _);
+        OnnxModelTests.MatchPyTorch(model, device, out var report);
+        log.WriteLine(report);
     }
 
     [Fact]
@@ -173,7 +175,8 @@ public sealed class OnnxKnnPatternTests
     {
         var graph = OnnxImporter.Import(OnnxModel.Load(OnnxModelFixtures.PathOf("knn_distance_unclamped", ".onnx")), new OnnxImportOptions { BatchSize = 37 }).Graph!;
         Assert.DoesNotContain(graph.Nodes, n => n.Op is KnnOp);
-        OnnxModelTests.MatchPyTorch("knn_distance_unclamped", "cpu", out _);
+        OnnxModelTests.MatchPyTorch("knn_distance_unclamped", "cpu", out var report);
+        log.WriteLine(report);
     }
 
     /// <summary>The PatchCore-style model's distance (needs Resize to import: branch ops).</summary>
