@@ -96,9 +96,13 @@ public static partial class OnnxImporter
             else c.EmitTo(m.Min, output, new ReshapeCopyOp(new Shape(q.Shape[0])), [c.EmitTo(m.Min, output + ":knn", knn, [q, bank, norms], q.Type)], q.Type);
             return;
         }
-        foreach (var n in m.Held) Entries[n.OpType](c, n);
-        Entries[m.Min.OpType](c, m.Min);
-        if (m.ClampAfter is { } clamp) Entries[clamp.OpType](c, clamp);
+        foreach (var n in m.Held.Append(m.Min).Concat(m.ClampAfter is { } clamp ? [clamp] : []))
+        {
+            // Emitted here, at the min: a problem is still reported at the node that has it.
+            try { Entries[n.OpType](c, n); }
+            catch (ArgumentException e) { throw new OnnxImportException(c.Model.File, n.Location, $"{n.OpType}: {e.Message}"); }
+            catch (ShapeMismatchException e) { throw new OnnxImportException(c.Model.File, n.Location, $"{n.OpType}: {e.Message}"); }
+        }
     }
 
     private static (OnnxSym Q, OnnxSym Bank, OnnxSym Norms, bool KeepDims)? KnnInputs(C c, KnnMatch m)

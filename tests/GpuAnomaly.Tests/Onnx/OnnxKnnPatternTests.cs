@@ -39,7 +39,7 @@ public sealed class OnnxKnnPatternTests(ITestOutputHelper log)
     }
 
     /// <summary>The exporter's graph (opset 13) for case <paramref name="k"/>; <paramref name="scale"/> is the 2 of -2 q.M^T.</summary>
-    private static OnnxModel Build(Case k, float scale = 2, bool clamp = true, bool distancesOut = false)
+    private static OnnxModel Build(Case k, float scale = 2, bool clamp = true, bool distancesOut = false, int? queryWidth = null)
     {
         var w = new float[k.D * k.N];
         var norms = new float[k.N];
@@ -71,7 +71,7 @@ public sealed class OnnxKnnPatternTests(ITestOutputHelper log)
         long[] yDims = k.KeepDims ? [k.Q, 1] : [k.Q];
         var graph = Graph([.. nodes],
             [Floats("two", [], [2]), Floats("s", [], [scale]), Floats("zero", [], [0]), Ints("axis1", 1), Floats("w", [k.D, k.N], w), Floats("norms", [k.N], norms)],
-            [ValueInfo("q", FloatType, k.Q, k.D)],
+            [ValueInfo("q", FloatType, k.Q, queryWidth ?? k.D)],
             [ValueInfo("y", FloatType, yDims), .. distancesOut ? new[] { ValueInfo("d", FloatType, k.Q, k.N) } : []]);
         return OnnxModel.Parse(Model(graph), "knn_pattern.onnx", null);
     }
@@ -153,6 +153,24 @@ public sealed class OnnxKnnPatternTests(ITestOutputHelper log)
         var imported = OnnxImporter.Import(Build(k, distancesOut: true));
         Assert.DoesNotContain(imported.Graph!.Nodes, n => n.Op is KnnOp);
         Assert.Equal(new Shape(k.Q, k.N), imported.Outputs.Single(o => o.Name == "d").Shape);
+    }
+
+    [Fact]
+    public void HeldNodes_ThatCannotImport_AreNamed_AndBadKnnShapesAreRefused()
+    {
+        // W's rows do not match q's width: the pattern holds the nodes back, then the MatMul is refused by name.
+        var rng = KernelLab.NewRng(out _);
+        var k = RandomCase(rng, scaleFirst: true, clampFirst: true, keepDims: false);
+        var bad = k with { D = k.D + 1, Bank = KernelLab.RandomFloats(rng, (long)k.N * (k.D + 1)) };
+        var e = Assert.Throws<OnnxImportException>(() => OnnxImporter.Import(Build(bad, queryWidth: k.D)));
+        Assert.Contains("'matmul'", e.Message);
+
+        var op = new KnnOp(1);
+        var shapes = new[] { new Shape(5, 3), new Shape(7, 4), new Shape(7) };
+        var a = Assert.Throws<ArgumentException>(() => op.InferShape(shapes));
+        Assert.Contains("[5, 3]", a.Message);
+        Assert.Throws<ArgumentException>(() => new KnnOp(9).InferShape([new Shape(5, 3), new Shape(7, 3), new Shape(7)]));
+        Assert.Equal(new Shape(5, 2), new KnnOp(2).InferShape([new Shape(5, 3), new Shape(7, 3), new Shape(7)]));
     }
 
     /// <summary>torch.onnx.export's form of the same (Mul(q, 2) then MatMul by the folded M^T, Unsqueeze of the norms).</summary>
