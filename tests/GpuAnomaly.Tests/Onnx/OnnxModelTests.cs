@@ -81,8 +81,8 @@ public sealed class OnnxModelTests(ITestOutputHelper log)
     /// <summary>
     /// The same on the emulated GPU threads of ilgpu-cpu: minutes each (the convolutions' implicit-GEMM kernels use
     /// shared memory and barriers, which the CPU accelerator emulates thread by thread), so only on request
-    /// (GPUANOMALY_SLOW_TESTS=1). Measured (2-core machine): resnet18 batch 2 265 s, patchcore_resnet18 68 s; see
-    /// docs/ONNX.md for wide_resnet50_2.
+    /// (GPUANOMALY_SLOW_TESTS=1). Measured (2-core machine): resnet18 batch 2 265 s, patchcore_resnet18 68 s,
+    /// wide_resnet50_2 27 minutes (docs/ONNX.md).
     /// </summary>
     [SlowTorchModelTheory]
     [InlineData("resnet18")]
