@@ -35,12 +35,15 @@ public static partial class OnnxImporter
             Entries["Constant"](c, node);
             c.Skipped.Add(node);
         }
-        foreach (var node in model.Graph.TopologicalOrder())
+        var order = model.Graph.TopologicalOrder();
+        var knn = FindKnn(c, order);
+        foreach (var node in order)
         {
             if (c.Skipped.Contains(node)) continue;
             try
             {
-                if (!TryGelu(c, node)) Entries[node.OpType](c, node);
+                if (knn.TryGetValue(node, out var match)) EmitKnn(c, match);
+                else if (!TryGelu(c, node)) Entries[node.OpType](c, node);
             }
             catch (ArgumentException e) { throw new OnnxImportException(model.File, node.Location, $"{node.OpType}: {e.Message}"); }
             catch (ShapeMismatchException e) { throw new OnnxImportException(model.File, node.Location, $"{node.OpType}: {e.Message}"); }
