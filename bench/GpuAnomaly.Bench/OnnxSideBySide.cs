@@ -28,7 +28,15 @@ internal static class OnnxSideBySide
 {
     private const double Tolerance = 1e-4;
 
-    private sealed record Entry(string Onnx, string Model, int Batch, int Height, int Width, int Channels, string Architecture);
+    /// <summary>A manifest row; <c>Shape</c> (when given) is the input's shape, else [Batch, Channels, Height, Width].</summary>
+    private sealed record Entry(string Onnx, string Model, int Batch, int Height, int Width, int Channels, string Architecture, int[]? Shape = null)
+    {
+        public int[] InputShape => Shape ?? [Batch, Channels, Height, Width];
+        public string InputText => string.Join("x", InputShape);
+    }
+
+    /// <summary>The architecture of a manifest row our engine runs from the ONNX file itself (OnnxImporter), as `gpuanomaly run` does.</summary>
+    private const string OnnxArchitecture = "onnx";
 
     public static int Run(string[] args)
     {
@@ -67,7 +75,7 @@ internal static class OnnxSideBySide
             int imageSeed = Environment.TickCount;
             var images = Images(e, imageSeed);
 
-            var ours = Ours.Load(e, dev);
+            var ours = Ours.Load(e, dev, dir);
             using var options = OrtOptions(threads);
             if (ortProfile is not null)
             {
@@ -78,7 +86,7 @@ internal static class OnnxSideBySide
                 options.EnableProfiling = true;
             }
             var session = new InferenceSession(Path.Combine(dir, e.Onnx), options);
-            var ort = new Ort(session, images, [e.Batch, e.Channels, e.Height, e.Width]);
+            var ort = new Ort(session, images, Array.ConvertAll(e.InputShape, d => (long)d));
 
             // Agreement first: every output of ours against ONNX Runtime's of the same name.
             var mine = ours.Run(images);
@@ -113,7 +121,7 @@ internal static class OnnxSideBySide
                 (oursMedians[r], ortMedians[r]) = r % 2 == 0 ? (a, b) : (b, a);
             }
             double om = Median(oursMedians), rm = Median(ortMedians);
-            Console.WriteLine($"{name,-26} {$"{e.Batch}x{e.Channels}x{e.Height}x{e.Width}",-16} {threads,3} " +
+            Console.WriteLine($"{name,-26} {e.InputText,-16} {threads,3} " +
                               $"{$"{om:F3}, {oursMedians.Min():F3}",20} {$"{rm:F3}, {ortMedians.Min():F3}",20} {rm / om,8:F2} {worst,10:E1}" +
                               (agree ? "" : $"  DISAGREE (> {Tolerance:E0})"));
         }
@@ -126,18 +134,39 @@ internal static class OnnxSideBySide
     {
         private readonly StudentTeacherModel? _students;
         private readonly WindowVitModel? _vit;
+        private readonly Executor? _onnx;
+        private readonly string? _onnxInput;
 
-        private Ours(StudentTeacherModel? students, WindowVitModel? vit) => (_students, _vit) = (students, vit);
+        private Ours(StudentTeacherModel? students, WindowVitModel? vit, Executor? onnx = null, string? onnxInput = null) =>
+            (_students, _vit, _onnx, _onnxInput) = (students, vit, onnx, onnxInput);
 
-        public static Ours Load(Entry e, Device dev) => e.Architecture switch
+        public static Ours Load(Entry e, Device dev, string dir) => e.Architecture switch
         {
             UninformedStudentsConfig.Architecture => new(StudentTeacherModel.Load(e.Model, dev, e.Batch, e.Height, e.Width), null),
             WindowVitConfig.Architecture => new(null, WindowVitModel.Load(e.Model, dev, e.Batch)),
+            OnnxArchitecture => FromOnnx(Path.Combine(dir, e.Onnx), e.InputShape, dev),
             _ => throw new ArgumentException($"{e.Onnx}: architecture '{e.Architecture}' is not benchmarked"),
         };
 
+        private static Ours FromOnnx(string path, int[] shape, Device dev)
+        {
+            var model = GpuAnomaly.Engine.Onnx.OnnxModel.Load(path);
+            string input = model.Graph.RuntimeInputs.Single().Name;
+            var imported = GpuAnomaly.Engine.Onnx.OnnxImporter.Import(model, new GpuAnomaly.Engine.Onnx.OnnxImportOptions
+            {
+                InputShapes = new Dictionary<string, int[]> { [input] = shape },
+            });
+            return new(null, null, new Executor(imported.Graph ?? throw new ArgumentException($"{path}: every output folded"), dev), input);
+        }
+
         public Dictionary<string, float[]> Run(float[] images)
         {
+            if (_onnx is not null)
+            {
+                _onnx.SetInput(_onnxInput!, images);
+                _onnx.Run();
+                return _onnx.Outputs.ToDictionary(o => o.Key, o => o.Value.ToArray());
+            }
             if (_students is not null)
                 return _students.Run(images).ScaleMaps.ToDictionary(m => StudentTeacherModel.ScaleOutput(m.Key), m => m.Value);
             var o = _vit!.Run(images);
@@ -148,6 +177,7 @@ internal static class OnnxSideBySide
         {
             _students?.Dispose();
             _vit?.Dispose();
+            _onnx?.Dispose();
         }
     }
 
@@ -171,7 +201,7 @@ internal static class OnnxSideBySide
     private static float[] Images(Entry e, int seed)
     {
         var rng = new Random(seed);
-        var images = new float[(long)e.Batch * e.Channels * e.Height * e.Width];
+        var images = new float[e.InputShape.Aggregate(1L, (a, d) => a * d)];
         for (int i = 0; i < images.Length; i++) images[i] = rng.NextSingle();
         return images;
     }
@@ -205,14 +235,14 @@ internal static class OnnxSideBySide
         if (side == "ours")
         {
             using var dev = new CpuDevice();
-            using var ours = Ours.Load(e, dev);
+            using var ours = Ours.Load(e, dev, dir);
             ms = Median(warmup, repeat, () => ours.Run(images));
         }
         else if (side == "ort")
         {
             using var options = OrtOptions(Environment.ProcessorCount);
             using var session = new InferenceSession(Path.Combine(dir, e.Onnx), options);
-            var ort = new Ort(session, images, [e.Batch, e.Channels, e.Height, e.Width]);
+            var ort = new Ort(session, images, Array.ConvertAll(e.InputShape, d => (long)d));
             ms = Median(warmup, repeat, () => ort.Run());
         }
         else throw new ArgumentException($"onnx --time: side '{side}' is not ours or ort");

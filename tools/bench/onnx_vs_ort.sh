@@ -2,6 +2,9 @@
 # Whole models on the cpu, ours against ONNX Runtime 1.32 (C#, bench/ only), side by side, in one command:
 #
 #   bash tools/bench/onnx_vs_ort.sh            # ROUNDS=5 REPEAT=20 ONLY=us_default (a name filter) THREADS="1 2"
+#   MANIFEST=manifest_models.json bash tools/bench/onnx_vs_ort.sh   # the ONNX models users bring (issue 13): ResNet-18,
+#       Wide-ResNet-50-2, PatchCore-style, a transformer block, run by our engine from the ONNX file itself
+#       (tools/export/export_onnx_models.py writes them and that manifest)
 #
 # Exports the bundled models to ONNX (tools/export/export_onnx.py --all $DATA, default /tmp/onnx_models: opset 17,
 # fixed shapes, from the PyTorch reference modules), builds the bench (Release), then for each thread count runs
@@ -18,7 +21,8 @@ cd "$(dirname "$0")/../.."
 data=${DATA:-/tmp/onnx_models}
 py=${PYTHON:-/usr/bin/python3}
 bench=bench/GpuAnomaly.Bench/bin/Release/net10.0/GpuAnomaly.Bench.dll
-args=(--manifest "$data/manifest.json" --rounds "${ROUNDS:-5}" --repeat "${REPEAT:-20}")
+manifest=${MANIFEST:-manifest.json}
+args=(--manifest "$data/$manifest" --rounds "${ROUNDS:-5}" --repeat "${REPEAT:-20}")
 [ -n "${ONLY:-}" ] && args+=(--only "$ONLY")
 [ -n "${ORT_PROFILE:-}" ] && args+=(--ort-profile "$ORT_PROFILE")
 
@@ -26,7 +30,11 @@ if ! "$py" -c "import torch, onnx" 2>/dev/null; then
     echo "torch or onnx missing: apt-get install -y python3-torch python3-onnx python3-numpy" >&2
     exit 1
 fi
-[ -f "$data/manifest.json" ] || "$py" tools/export/export_onnx.py --all "$data" > "$data.export.log"
+if [ "$manifest" = manifest_models.json ]; then
+    [ -f "$data/$manifest" ] || "$py" tools/export/export_onnx_models.py "$data" > "$data.export_models.log" 2>&1
+else
+    [ -f "$data/manifest.json" ] || "$py" tools/export/export_onnx.py --all "$data" > "$data.export.log"
+fi
 dotnet build bench/GpuAnomaly.Bench -c Release 2>&1 | grep -E " error " && exit 1
 # The VM's cores are shared with neighbours: print what they deliver now (an idle machine gives about 2x on 2 threads).
 dotnet build src/Cli -c Release 2>&1 | grep -E " error " && exit 1
