@@ -44,19 +44,22 @@ public struct WhereLayout
 }
 
 /// <summary>
-/// Where (a broadcasting ternary select: condition != 0 picks a, else b) and Shrink (a unary function with two
-/// parameters) on an ILGPU accelerator: implicitly grouped grid-stride kernels, one thread per output element.
+/// Where (a broadcasting ternary select: condition != 0 picks a, else b), Trilu (a select by position: x inside the
+/// triangle, 0 outside) and Shrink (a unary function with two parameters) on an ILGPU accelerator: implicitly grouped
+/// grid-stride kernels, one thread per output element.
 /// </summary>
 public sealed class WhereGpu
 {
     private readonly Action<Index1D, int, int, WhereLayout, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _where;
     private readonly Action<Index1D, int, int, float, float, ArrayView<float>, ArrayView<float>> _shrink;
+    private readonly Action<Index1D, int, int, int, int, int, long, ArrayView<float>, ArrayView<float>> _trilu;
     private readonly int _gridThreads;
 
     public WhereGpu(Accelerator accelerator)
     {
         _where = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, WhereLayout, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(WhereKernel);
         _shrink = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, float, float, ArrayView<float>, ArrayView<float>>(ShrinkKernel);
+        _trilu = accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, long, ArrayView<float>, ArrayView<float>>(TriluKernel);
         _gridThreads = Math.Max(1, accelerator.NumMultiprocessors * accelerator.MaxNumThreadsPerMultiprocessor);
     }
 
@@ -74,6 +77,28 @@ public sealed class WhereGpu
         if (x.Length > int.MaxValue) throw new ArgumentException("shrink: tensors above 2^31 elements are not supported");
         int n = (int)y.Length;
         if (n > 0) { int t = Math.Min(n, _gridThreads); _shrink(t, n, t, lambd, bias, x, y); }
+    }
+
+    /// <summary>
+    /// Over matrices of rows x cols (the last two axes): keeps x where col - row &gt;= k (upper) or &lt;= k (lower), 0
+    /// elsewhere. k is long as ONNX's (any value; the comparison is in long so a huge k needs no clamping).
+    /// </summary>
+    public void Trilu(bool upper, long k, int rows, int cols, ArrayView<float> x, ArrayView<float> y)
+    {
+        if (x.Length != y.Length || rows < 0 || cols < 0 || (rows * (long)cols == 0 ? y.Length != 0 : y.Length % ((long)rows * cols) != 0))
+            throw new ArgumentException($"trilu: x has {x.Length} elements, y {y.Length}, for matrices of {rows} x {cols}");
+        if (y.Length > int.MaxValue) throw new ArgumentException("trilu: tensors above 2^31 elements are not supported");
+        int n = (int)y.Length;
+        if (n > 0) { int t = Math.Min(n, _gridThreads); _trilu(t, n, t, upper ? 1 : 0, rows, cols, k, x, y); }
+    }
+
+    private static void TriluKernel(Index1D index, int n, int stride, int upper, int rows, int cols, long k, ArrayView<float> x, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            long d = (long)(i % cols) - i / cols % rows;
+            y[i] = (upper != 0 ? d >= k : d <= k) ? x[i] : 0f;
+        }
     }
 
     private static void WhereKernel(Index1D index, int n, int stride, WhereLayout l, ArrayView<float> cond, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)

@@ -5,7 +5,7 @@ using Xunit;
 namespace GpuAnomaly.Tests.Onnx;
 
 /// <summary>
-/// The ILGPU kernels of the index-shaped ONNX ops (ArgMax / ArgMin, GatherElements, CumSum, Hardmax, TopK, Tile, Shrink,
+/// The ILGPU kernels of the index-shaped ONNX ops (ArgMax / ArgMin, GatherElements, CumSum, Hardmax, TopK, Tile, Trilu, Shrink,
 /// MaxPool indices, Where, Einsum) on the CPU emulator (ilgpu-cpu, warp size 4) against each op's float64 Reference:
 /// random small shapes (odd sizes, batch 1 and more), NaN-poisoned outputs. Index outputs compare exactly, on inputs
 /// drawn from a few values so that ties happen (and NaN in some), which is where the devices could disagree.
@@ -126,7 +126,7 @@ public sealed class IndexOpIlgpuTests : IDisposable
     }
 
     [Fact]
-    public void CumSumHardmaxTileShrink_RandomShapes()
+    public void CumSumHardmaxTileShrinkTrilu_RandomShapes()
     {
         var rng = KernelLab.NewRng(out int seed);
         for (int trial = 0; trial < 10; trial++)
@@ -141,7 +141,15 @@ public sealed class IndexOpIlgpuTests : IDisposable
             Exact(new HardmaxOp(axis), shapes, [TiedFloats(rng, shape.Elements)], seed);
             Exact(new TileOp(shape.Dims.ToArray().Select(_ => rng.Next(0, 4)).ToArray()), shapes, [x], seed);
             Close(new ShrinkOp((float)rng.NextDouble(), (float)rng.NextDouble()), shapes, [x], seed, 1e-6);
+            if (shape.Rank >= 2)
+                foreach (bool upper in new[] { true, false })
+                    Exact(new TriluOp(upper, rng.Next(-3, 4)), shapes, [x], seed);
         }
+        // A k far past the matrix: everything kept, or everything zero.
+        var m = new Shape(2, 3, 4);
+        var xm = KernelLab.RandomFloats(rng, m.Elements);
+        Exact(new TriluOp(true, -(1L << 40)), [m], [xm], seed);
+        Exact(new TriluOp(true, 1L << 40), [m], [xm], seed);
     }
 
     [Fact]

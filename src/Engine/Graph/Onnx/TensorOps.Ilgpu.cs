@@ -2,7 +2,7 @@ using GpuAnomaly.Kernels.Layout;
 
 namespace GpuAnomaly.Engine;
 
-// Tile, CumSum, Hardmax and Shrink on ILGPU devices.
+// Tile, Trilu, CumSum, Hardmax and Shrink on ILGPU devices.
 
 public sealed partial class TileOp
 {
@@ -15,6 +15,16 @@ public sealed partial class TileOp
         var sy = IndexMaps.Strides(yd);
         var axes = yd.Select((n, i) => new MapAxis(n, 0, 1, xd[i], sx[i], sy[i])).ToArray();
         return LayoutMaps.Run(device, axes, inputs[0], output, mode: OutsideMode.Wrap);
+    }
+}
+
+public sealed partial class TriluOp
+{
+    protected override bool RunIlgpu(IlgpuDevice device, IReadOnlyList<Tensor> inputs, Tensor output)
+    {
+        var d = LayoutMaps.Dims(output);
+        device.WhereKernels.Trilu(Upper, K, d[^2], d[^1], inputs[0].View<float>(), output.View<float>());
+        return true;
     }
 }
 

@@ -33,7 +33,7 @@ public sealed partial class TileOp(int[] repeats) : HostKernelOp
 }
 
 /// <summary>Trilu: keeps the upper (j - i &gt;= k) or lower (j - i &lt;= k) triangle of the last two axes, zeros the rest.</summary>
-public sealed class TriluOp(bool upper, long k) : HostKernelOp
+public sealed partial class TriluOp(bool upper, long k) : HostKernelOp
 {
     public bool Upper { get; } = upper;
     public long K { get; } = k;
