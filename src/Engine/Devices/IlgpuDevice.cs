@@ -1,4 +1,5 @@
 using GpuAnomaly.Kernels.Attention;
+using GpuAnomaly.Kernels.Axis;
 using GpuAnomaly.Kernels.Conv;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Knn;
@@ -47,6 +48,11 @@ public sealed class IlgpuDevice : Device
     private readonly Lazy<KnnGpu> _knn;
     private readonly Lazy<HybridMemoryGpu> _hybridMemory;
     private readonly Lazy<CoresetGpu> _coreset;
+    private readonly Lazy<AxisGpu> _axis;
+    private readonly Lazy<GatherElementsGpu> _gatherElements;
+    private readonly Lazy<WhereGpu> _where;
+    private readonly Lazy<MaxPoolIndicesGpu> _maxPoolIndices;
+    private readonly Lazy<EinsumGpu> _einsum;
 
     private IlgpuDevice(Context context, Accelerator accelerator, string name)
     {
@@ -74,6 +80,11 @@ public sealed class IlgpuDevice : Device
         _knn = new(() => new KnnGpu(accelerator));
         _hybridMemory = new(() => new HybridMemoryGpu(accelerator));
         _coreset = new(() => new CoresetGpu(accelerator));
+        _axis = new(() => new AxisGpu(accelerator));
+        _gatherElements = new(() => new GatherElementsGpu(accelerator));
+        _where = new(() => new WhereGpu(accelerator));
+        _maxPoolIndices = new(() => new MaxPoolIndicesGpu(accelerator));
+        _einsum = new(() => new EinsumGpu(accelerator));
     }
 
     public Accelerator Accelerator { get; }
@@ -183,6 +194,13 @@ public sealed class IlgpuDevice : Device
     public MatMulGpu MatMulKernels => _matMul.Value;
     /// <summary>The generic ONNX 1-3-D pools (PoolNdOp).</summary>
     public PoolNdGpu PoolNdKernels => _poolNd.Value;
+    /// <summary>ArgMax / ArgMin, CumSum, Hardmax, TopK (one axis of [outer, n, inner]).</summary>
+    public AxisGpu AxisKernels => _axis.Value;
+    public GatherElementsGpu GatherElementsKernels => _gatherElements.Value;
+    /// <summary>Where with a runtime branch, Shrink.</summary>
+    public WhereGpu WhereKernels => _where.Value;
+    public MaxPoolIndicesGpu MaxPoolIndicesKernels => _maxPoolIndices.Value;
+    public EinsumGpu EinsumKernels => _einsum.Value;
     public StudentTeacherScoreGpu StudentTeacherKernels => _studentTeacher.Value;
     public WindowAttentionGpu AttentionKernels => _attention.Value;
     public TernaryLinearGpu TernaryKernels => _ternaryLinear.Value;
@@ -241,6 +259,7 @@ public sealed class IlgpuDevice : Device
         // Kernel classes that own device scratch release it before the accelerator goes.
         if (_ternaryLinear.IsValueCreated) _ternaryLinear.Value.Dispose();
         if (_ternaryConv.IsValueCreated) _ternaryConv.Value.Dispose();
+        if (_gatherElements.IsValueCreated) _gatherElements.Value.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }

@@ -5,7 +5,7 @@ namespace GpuAnomaly.Engine;
 /// Without "->" the output is the letters used once, in alphabetical order (numpy's implicit mode). The plain
 /// definition: every combination of the letters, the products summed into the output element they name.
 /// </summary>
-public sealed class EinsumOp : HostKernelOp
+public sealed partial class EinsumOp : HostKernelOp
 {
     private readonly string[] _operands;
     private readonly string _output;
@@ -56,12 +56,7 @@ public sealed class EinsumOp : HostKernelOp
     protected override void Compute<T>(InputSpan<T> xs, int[][] dims, Span<T> y, int[] yDims)
     {
         var (letters, sizes) = Letters(dims);
-        // Per operand, its stride along each letter (summed where a letter repeats: the diagonal).
-        var strides = _operands.Select((o, k) =>
-        {
-            var own = NdIndex.Strides(dims[k]);
-            return letters.Select(ch => Enumerable.Range(0, o.Length).Where(a => o[a] == ch).Sum(a => own[a])).ToArray();
-        }).ToArray();
+        var strides = LetterStrides(letters, dims);
         var yStrides = NdIndex.Strides(yDims);
         y.Clear();
         if (sizes.Any(s => s == 0)) return;
@@ -85,6 +80,13 @@ public sealed class EinsumOp : HostKernelOp
             if (b < 0) break;
         }
     }
+
+    /// <summary>Per operand, its stride along each letter (summed where a letter repeats: the diagonal).</summary>
+    private long[][] LetterStrides(char[] letters, IReadOnlyList<int[]> dims) => _operands.Select((o, k) =>
+    {
+        var own = NdIndex.Strides(dims[k]);
+        return letters.Select(ch => Enumerable.Range(0, o.Length).Where(a => o[a] == ch).Sum(a => own[a])).ToArray();
+    }).ToArray();
 
     public override string ToString() => $"{Kind}({Equation})";
 }

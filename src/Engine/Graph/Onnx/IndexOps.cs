@@ -4,7 +4,7 @@ namespace GpuAnomaly.Engine;
 /// ArgMax / ArgMin along an axis (keepdims, select_last_index): the index as an integer carried in float (exact up to
 /// 2^24; the importer checks the axis). NaN counts as the largest and the smallest value, as numpy's argmax / argmin.
 /// </summary>
-public sealed class ArgExtremeOp(bool max, int axis, bool keepDims, bool selectLast) : HostKernelOp
+public sealed partial class ArgExtremeOp(bool max, int axis, bool keepDims, bool selectLast) : HostKernelOp
 {
     public bool Max { get; } = max;
     public int Axis { get; } = axis;
@@ -50,7 +50,7 @@ public sealed class ArgExtremeOp(bool max, int axis, bool keepDims, bool selectL
 /// TopK along an axis: the k largest (or smallest) values in order, ties by the lower index as ONNX specifies; one op
 /// per output (<see cref="Indices"/>: the indices as integers carried in float, else the values).
 /// </summary>
-public sealed class TopKOp(int axis, int k, bool largest, bool indices) : HostKernelOp
+public sealed partial class TopKOp(int axis, int k, bool largest, bool indices) : HostKernelOp
 {
     public int Axis { get; } = axis;
     public int K { get; } = k;
@@ -104,7 +104,7 @@ public sealed class TopKOp(int axis, int k, bool largest, bool indices) : HostKe
 /// GatherElements: y[..., i, ...] = data[..., indices[..., i, ...], ...] along an axis; the indices are input 1
 /// (integers carried in float, negative ones count from the end; an out-of-range one is an ArgumentException).
 /// </summary>
-public sealed class GatherElementsOp(int axis) : HostKernelOp
+public sealed partial class GatherElementsOp(int axis) : HostKernelOp
 {
     public int Axis { get; } = axis;
     public override string Kind => "gather_elements";
@@ -142,7 +142,7 @@ public sealed class GatherElementsOp(int axis) : HostKernelOp
 }
 
 /// <summary>Where(condition, a, b) with numpy broadcasting of all three at run time (the condition as 0 / 1 in float).</summary>
-public sealed class WhereOp : HostKernelOp
+public sealed partial class WhereOp : HostKernelOp
 {
     public override string Kind => "where";
 

@@ -6,7 +6,7 @@ namespace GpuAnomaly.Engine;
 /// the spatial part is column-major (the last spatial axis varies slowest), the batch * channel part stays outermost.
 /// The values are integers carried in float (exact up to 2^24; the importer checks the range).
 /// </summary>
-public sealed class MaxPoolIndicesOp(int[] kernel, int[] strides, int[] dilations, int[] padBegin, int[] padEnd, bool ceilMode, int storageOrder)
+public sealed partial class MaxPoolIndicesOp(int[] kernel, int[] strides, int[] dilations, int[] padBegin, int[] padEnd, bool ceilMode, int storageOrder)
     : HostKernelOp
 {
     private readonly PoolNdOp _shape = new(true, kernel, strides, dilations, padBegin, padEnd, ceilMode, false);

@@ -1,7 +1,7 @@
 namespace GpuAnomaly.Engine;
 
 /// <summary>Tile: the input repeated along each axis (y[i] = x[i mod d] per axis).</summary>
-public sealed class TileOp(int[] repeats) : HostKernelOp
+public sealed partial class TileOp(int[] repeats) : HostKernelOp
 {
     public IReadOnlyList<int> Repeats { get; } = repeats;
     public override string Kind => "tile";
@@ -33,7 +33,7 @@ public sealed class TileOp(int[] repeats) : HostKernelOp
 }
 
 /// <summary>Trilu: keeps the upper (j - i &gt;= k) or lower (j - i &lt;= k) triangle of the last two axes, zeros the rest.</summary>
-public sealed class TriluOp(bool upper, long k) : HostKernelOp
+public sealed partial class TriluOp(bool upper, long k) : HostKernelOp
 {
     public bool Upper { get; } = upper;
     public long K { get; } = k;
@@ -61,7 +61,7 @@ public sealed class TriluOp(bool upper, long k) : HostKernelOp
 }
 
 /// <summary>CumSum along an axis, exclusive (each sum leaves its own element out) and / or reverse.</summary>
-public sealed class CumSumOp(int axis, bool exclusive, bool reverse) : HostKernelOp
+public sealed partial class CumSumOp(int axis, bool exclusive, bool reverse) : HostKernelOp
 {
     public int Axis { get; } = axis;
     public override string Kind => "cumsum";
@@ -95,7 +95,7 @@ public sealed class CumSumOp(int axis, bool exclusive, bool reverse) : HostKerne
 }
 
 /// <summary>Hardmax along an axis: 1 at the first maximum, 0 elsewhere.</summary>
-public sealed class HardmaxOp(int axis) : HostKernelOp
+public sealed partial class HardmaxOp(int axis) : HostKernelOp
 {
     public int Axis { get; } = axis;
     public override string Kind => "hardmax";
@@ -126,7 +126,7 @@ public sealed class HardmaxOp(int axis) : HostKernelOp
 }
 
 /// <summary>Shrink: x + bias below -lambd, x - bias above lambd, 0 between.</summary>
-public sealed class ShrinkOp(float lambd, float bias) : HostKernelOp
+public sealed partial class ShrinkOp(float lambd, float bias) : HostKernelOp
 {
     public override string Kind => "shrink";
     public override bool CanRunInPlace => true;
