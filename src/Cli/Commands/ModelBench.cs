@@ -50,7 +50,7 @@ internal static class ModelBench
             model.Plan.NaiveActivationBytes, model.Plan.Graph.ConstantBytes, Math.Max(1, repeat));
         console.WriteLine($"model:   {result.Model}: {cfg.InChannels} channels, scales {string.Join("/", cfg.Scales)}, " +
             $"M = {cfg.Students}, {model.Plan.Graph.Nodes.Count} nodes, {DeviceOutOfMemoryException.FormatBytes(result.WeightBytes)} of weights");
-        Report(result, shape, median, console);
+        Report(result, shape, median, model.Plan, console);
         return profile ? result with { Profile = Profile(model.Plan, dev, repeat, console) } : result;
     }
 
@@ -66,7 +66,7 @@ internal static class ModelBench
             model.Plan.Graph.ConstantBytes, Math.Max(1, repeat));
         console.WriteLine($"model:   {result.Model}: window_vit C {cfg.EmbedDim}, {cfg.Heads} heads, {cfg.Blocks.Count} blocks, " +
             $"{cfg.NumClasses} classes, {model.Plan.Graph.Nodes.Count} nodes, {DeviceOutOfMemoryException.FormatBytes(result.WeightBytes)} of weights");
-        Report(result, shape, median, console);
+        Report(result, shape, median, model.Plan, console);
         return profile ? result with { Profile = Profile(model.Plan, dev, repeat, console) } : result;
     }
 
@@ -131,11 +131,12 @@ internal static class ModelBench
         return times[times.Length / 2];
     }
 
-    private static void Report(ModelBenchResult result, Shape shape, double median, IAnsiConsole console)
+    private static void Report(ModelBenchResult result, Shape shape, double median, ExecutionPlan plan, IAnsiConsole console)
     {
         console.WriteLine($"input:   {shape} (random images)");
         console.WriteLine($"memory:  peak activations {DeviceOutOfMemoryException.FormatBytes(result.PeakActivationBytes)} " +
             $"(without buffer reuse: {DeviceOutOfMemoryException.FormatBytes(result.NaiveActivationBytes)})");
+        console.WriteLine($"plan:    {plan.Schedule}");
         console.WriteLine($"time:    first run {result.FirstMs:F0} ms (load, plan, kernel compilation); then median {median:F2} ms over " +
             $"{result.Repeat} runs = {result.ImagesPerSecond:F2} images/s");
     }

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using GpuAnomaly.Kernels.Attention;
 using GpuAnomaly.Kernels.Conv;
+using GpuAnomaly.Kernels.Cpu;
 using GpuAnomaly.Kernels.Elementwise;
 using GpuAnomaly.Kernels.Knn;
 using GpuAnomaly.Kernels.Memory;
@@ -40,19 +41,26 @@ public sealed class CpuDevice : Device
     public override long PlanBudgetBytes => (long)(MemoryBytes * MemoryFraction);
 
     /// <summary>
-    /// The convolutions' scratch (the largest layer's: the per-thread buffers are kept and reused) plus the packed
-    /// copy of every constant conv weight (kept per device), so that the budget check sees what the run will take.
+    /// The convolutions' scratch (the largest layer's: the per-thread buffers are kept and reused; in a concurrent
+    /// stage every lane's thread holds its own) plus the packed copy of every constant conv weight (kept per device),
+    /// so that the budget check sees what the run will take.
     /// </summary>
     public override long WorkspaceBytes(ExecutionPlan plan)
     {
         long packed = 0, scratch = 0;
-        foreach (var node in plan.Order)
+        foreach (var stage in plan.Schedule.Stages)
         {
-            if (node.Op is not Conv2dOp conv) continue;
-            var p = conv.Params(node.Inputs[0].Shape, node.Inputs[1].Shape, node.Inputs.Count == 3 ? node.Inputs[2].Shape : null);
-            bool constant = node.Inputs[1].Kind == ValueKind.Constant;
-            if (constant) packed += Conv2dCpu.PackedWeightBytes(p);
-            scratch = Math.Max(scratch, Conv2dCpu.WorkspaceBytes(p, weightsPacked: constant, Environment.ProcessorCount));
+            long stageScratch = 0;
+            foreach (var node in stage.Lanes.SelectMany(l => l))
+            {
+                if (node.Op is not Conv2dOp conv) continue;
+                var p = conv.Params(node.Inputs[0].Shape, node.Inputs[1].Shape, node.Inputs.Count == 3 ? node.Inputs[2].Shape : null);
+                bool constant = node.Inputs[1].Kind == ValueKind.Constant;
+                if (constant) packed += Conv2dCpu.PackedWeightBytes(p);
+                // A lane's ops run on its thread alone.
+                stageScratch = Math.Max(stageScratch, Conv2dCpu.WorkspaceBytes(p, weightsPacked: constant, stage.IsConcurrent ? 1 : Environment.ProcessorCount));
+            }
+            scratch = Math.Max(scratch, stage.IsConcurrent ? Math.Min(stage.Lanes.Count, Environment.ProcessorCount) * stageScratch : stageScratch);
         }
         return packed + scratch;
     }
@@ -66,6 +74,32 @@ public sealed class CpuDevice : Device
             : throw new DeviceUnavailableException($"{MemoryFractionVariable}='{text}': expected a number in (0, 1], for example 0.5");
     }
     public override int Multiprocessors => Environment.ProcessorCount;
+
+    /// <summary>The environment variable that sets <see cref="Lanes"/> for new devices (1 turns concurrent branches off).</summary>
+    public const string LanesVariable = "GPUANOMALY_CPU_LANES";
+
+    /// <summary>
+    /// Independent branches run at once: by default one per thread (<see cref="Environment.ProcessorCount"/>, which
+    /// DOTNET_PROCESSOR_COUNT sets); set per device before an executor is made, or by <see cref="LanesVariable"/>. More
+    /// lanes than threads is allowed (the threads take lanes as they finish others).
+    /// </summary>
+    public override int Lanes => _lanes;
+
+    /// <summary>Sets <see cref="Lanes"/> (at least 1) for executors made from now on.</summary>
+    public void SetLanes(int lanes) => _lanes = lanes >= 1 ? lanes : throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "lanes must be at least 1");
+    private int _lanes = LanesFromEnvironment();
+
+    private static int LanesFromEnvironment()
+    {
+        string? text = Environment.GetEnvironmentVariable(LanesVariable);
+        if (string.IsNullOrWhiteSpace(text)) return Environment.ProcessorCount;
+        return int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1
+            ? n
+            : throw new DeviceUnavailableException($"{LanesVariable}='{text}': expected a whole number of at least 1, for example 1 to run one node at a time");
+    }
+
+    /// <summary>The lanes on <see cref="CpuParallel"/>'s workers; the ops inside a lane then run on its thread alone.</summary>
+    public override void RunLanes(int count, ILoopBody body) => CpuParallel.For(0, count, body);
     public override int WarpSize => System.Numerics.Vector<float>.Count;
 
     public override DeviceMemory AllocateMemory(long bytes, string? what = null)

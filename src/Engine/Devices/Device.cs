@@ -33,6 +33,18 @@ public abstract class Device : IDisposable
     /// kernel scratch and weight copies the device keeps. Counted against <see cref="PlanBudgetBytes"/> too.
     /// </summary>
     public virtual long WorkspaceBytes(ExecutionPlan plan) => 0;
+    /// <summary>
+    /// How many independent branches of a graph an executor may run at the same time on this device
+    /// (<see cref="ExecutionSchedule.Concurrent"/>); 1: one node after the other.
+    /// </summary>
+    public virtual int Lanes => 1;
+
+    /// <summary>Runs <paramref name="body"/> for lanes 0..count-1, at the same time where the device can; returns when all are done.</summary>
+    public virtual void RunLanes(int count, GpuAnomaly.Kernels.Cpu.ILoopBody body)
+    {
+        for (int i = 0; i < count; i++) body.Run(i);
+    }
+
     public abstract int Multiprocessors { get; }
     public abstract int WarpSize { get; }
 

@@ -21,9 +21,11 @@ public sealed class Executor : IDisposable
     private readonly Dictionary<string, Tensor> _outputs = [];
     private readonly HashSet<string> _inputsSet = [];
     private readonly ExclusiveRun _exclusive = new("executor");
+    private readonly StageRun[] _stages;
     private bool _disposed;
 
-    public Executor(Graph graph, Device device) : this(graph.Plan, device) { }
+    /// <summary>Plans <paramref name="graph"/> for <paramref name="device"/>: concurrent branches where it runs them (<see cref="Device.Lanes"/>).</summary>
+    public Executor(Graph graph, Device device) : this(graph.PlanFor(device?.Lanes ?? 1), device!) { }
 
     public Executor(ExecutionPlan plan, Device device)
     {
@@ -58,6 +60,7 @@ public sealed class Executor : IDisposable
             throw;
         }
         _nodeInputs = graph.Nodes.Select(n => n.Inputs.Select(v => _tensors[v.Id]).ToArray()).ToArray();
+        _stages = plan.Schedule.Stages.Select(s => new StageRun(this, s)).ToArray();
         foreach (var v in graph.Inputs) _inputs[v.Name] = _tensors[v.Id];
         foreach (var (name, v) in graph.Outputs) _outputs[name] = _tensors[v.Id];
     }
@@ -109,22 +112,38 @@ public sealed class Executor : IDisposable
             var missing = Graph.Inputs.First(v => !_inputsSet.Contains(v.Name));
             throw new GraphInputException(missing.Name, $"input '{missing.Name}' (shape {missing.Shape}) was not given");
         }
-        var nodes = Graph.Nodes;
-        for (int i = 0; i < nodes.Count; i++)
-            nodes[i].Op.Run(Device, _nodeInputs[i], _tensors[nodes[i].Output.Id]);
+        foreach (var stage in _stages)
+        {
+            if (stage.Lanes.Length == 1) RunNodes(stage.Lanes[0]);
+            else Device.RunLanes(stage.Lanes.Length, stage);
+        }
         Device.Synchronize();
+    }
+
+    private void RunNodes(Node[] nodes)
+    {
+        foreach (var n in nodes) n.Op.Run(Device, _nodeInputs[n.Index], _tensors[n.Output.Id]);
+    }
+
+    /// <summary>A stage's lanes, run by <see cref="Device.RunLanes"/> (one object per stage: a run allocates nothing).</summary>
+    private sealed class StageRun(Executor executor, Stage stage) : GpuAnomaly.Kernels.Cpu.ILoopBody
+    {
+        public Node[][] Lanes { get; } = stage.Lanes.Select(l => l.ToArray()).ToArray();
+        public void Run(int lane) => executor.RunNodes(Lanes[lane]);
     }
 
     /// <summary>
     /// Runs once like <see cref="Run()"/>, waiting for the device after every node, and adds each node's wall time in
-    /// milliseconds to <paramref name="nodeMs"/> (one entry per node, in plan order). The waits serialize a GPU's
+    /// milliseconds to <paramref name="nodeMs"/> (one entry per node, indexed by <see cref="Node.Index"/>). The waits serialize a GPU's
     /// queue, so a profile's total may exceed a plain run's time there; on cpu the ops are synchronous already.
+    /// Concurrent lanes run one after the other here (each node alone, its op parallel inside), so a profile times
+    /// each node by itself, not the overlap that <see cref="Run()"/> gets.
     /// </summary>
     public void RunProfiled(Span<double> nodeMs)
     {
         using var run = _exclusive.Enter();
         CheckAlive();
-        var nodes = Graph.Nodes;
+        var nodes = Plan.Order;
         if (nodeMs.Length != nodes.Count) throw new ArgumentException($"{nodeMs.Length} timings for {nodes.Count} nodes", nameof(nodeMs));
         if (_inputsSet.Count != _inputs.Count)
         {
@@ -135,10 +154,10 @@ public sealed class Executor : IDisposable
         long t = System.Diagnostics.Stopwatch.GetTimestamp();
         for (int i = 0; i < nodes.Count; i++)
         {
-            nodes[i].Op.Run(Device, _nodeInputs[i], _tensors[nodes[i].Output.Id]);
+            nodes[i].Op.Run(Device, _nodeInputs[nodes[i].Index], _tensors[nodes[i].Output.Id]);
             Device.Synchronize();
             long now = System.Diagnostics.Stopwatch.GetTimestamp();
-            nodeMs[i] += (now - t) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+            nodeMs[nodes[i].Index] += (now - t) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
             t = now;
         }
     }

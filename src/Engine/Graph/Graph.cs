@@ -29,8 +29,27 @@ public sealed class Graph
     public IReadOnlyList<Value> Constants { get; }
     public IReadOnlyList<KeyValuePair<string, Value>> Outputs { get; }
 
-    /// <summary>The buffer plan, computed once on first use.</summary>
+    /// <summary>The buffer plan of the sequential schedule, computed once on first use.</summary>
     public ExecutionPlan Plan => _plan.Value;
+
+    private readonly Dictionary<int, ExecutionPlan> _concurrentPlans = [];
+
+    /// <summary>
+    /// The plan for a device that runs up to <paramref name="lanes"/> independent branches at once
+    /// (<see cref="ExecutionSchedule.Concurrent"/>; <see cref="Plan"/> when that schedule is sequential), computed once per lane count.
+    /// </summary>
+    public ExecutionPlan PlanFor(int lanes)
+    {
+        if (lanes <= 1) return Plan;
+        lock (_concurrentPlans)
+        {
+            if (_concurrentPlans.TryGetValue(lanes, out var plan)) return plan;
+            var schedule = ExecutionSchedule.Concurrent(this, lanes);
+            plan = schedule.IsConcurrent ? new ExecutionPlan(this, schedule) : Plan;
+            _concurrentPlans[lanes] = plan;
+            return plan;
+        }
+    }
 
     public long ConstantBytes => Constants.Sum(v => v.Bytes);
 

@@ -85,7 +85,7 @@ public static unsafe class WindowAttentionCpu
             for (int j = 0; j < np; j++) tables[j] = j < n ? 0f : float.NegativeInfinity;
             MapGroups(p, call.Tokens, call.Regions, call.Masked, np);
 
-            int threads = p.Flops < ParallelFlops ? 1 : Environment.ProcessorCount;
+            int threads = p.Flops < ParallelFlops ? 1 : CpuParallel.Threads;
             // An item is a group with all its heads (its qkv and output rows are then read and written whole), or
             // one head of it when there are too few groups to keep the threads busy (global attention at batch 1).
             call.HeadsPerItem = threads == 1 || (long)p.B * groups >= 2 * threads ? heads : 1;

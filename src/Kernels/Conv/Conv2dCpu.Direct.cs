@@ -107,7 +107,7 @@ public static unsafe partial class Conv2dCpu
             XPad = padded ? Workspace.Input(chunk * imageStride) : x,
             PlaneStride = ps, MPad = mPad, K = k, Tiles = tiles, ImageStride = imageStride, Padded = padded,
         };
-        int threads = p.Flops < 1e6 ? 1 : Environment.ProcessorCount;
+        int threads = p.Flops < 1e6 ? 1 : CpuParallel.Threads;
         for (int n0 = 0; n0 < p.N; n0 += chunk)
         {
             int nb = Math.Min(chunk, p.N - n0);

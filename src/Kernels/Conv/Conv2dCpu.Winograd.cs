@@ -148,7 +148,7 @@ public static unsafe partial class Conv2dCpu
             PerXi = Sgemm.PackedASize(p.COut, p.CIn, use512: true),
             Phases = Workspace.Input(chunk * image),
         };
-        int threads = Environment.ProcessorCount;
+        int threads = CpuParallel.Threads;
         for (int n0 = 0; n0 < p.N; n0 += chunk)
         {
             int nb = Math.Min(chunk, p.N - n0);

@@ -35,6 +35,13 @@ public static class CpuParallel
 
     [ThreadStatic] private static bool t_inside;
 
+    /// <summary>
+    /// The threads a loop started on this thread would run on: 1 inside a loop body (a lane of a concurrent stage
+    /// included), whose loops run inline, else <see cref="Environment.ProcessorCount"/>. Kernels size their splits by
+    /// it: a convolution cut into tasks for two threads that then all run on one re-streams its weights per task.
+    /// </summary>
+    public static int Threads => t_inside ? 1 : Environment.ProcessorCount;
+
     /// <summary>body(i) for every i in [from, to), spread over the cores; returns when all are done.</summary>
     public static void For(int from, int to, Action<int> body)
     {

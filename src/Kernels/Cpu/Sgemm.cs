@@ -153,7 +153,7 @@ public static unsafe class Sgemm
         int ncPanels = Math.Min(nPanels, NcMax / nr);
         int nBlocks = (nPanels + ncPanels - 1) / ncPanels, mBlocks = 1;
         double flops = 2.0 * bg * pr.M * pr.N * pr.K;
-        int threads = flops < ParallelFlops ? 1 : Environment.ProcessorCount;
+        int threads = flops < ParallelFlops ? 1 : CpuParallel.Threads;
         // Enough tasks to balance the cores: first split N finer, then M.
         int target = threads == 1 ? 1 : 4 * threads;
         if (threads > 1 && bg * nPanels >= 2 * threads)

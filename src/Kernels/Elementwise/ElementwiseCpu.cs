@@ -41,7 +41,7 @@ public static unsafe class ElementwiseCpu
 
     private static void Run(Op op, float* a, float* b, float slope, float* y, int n)
     {
-        int threads = Environment.ProcessorCount;
+        int threads = CpuParallel.Threads;
         if (n < ParallelMinElements || threads == 1)
         {
             Chunk(op, a, b, slope, y, n);

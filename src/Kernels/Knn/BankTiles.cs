@@ -59,7 +59,7 @@ internal static unsafe class BankTiles
                 QueryRows = Math.Min(maxRows, ((q + qBlocks - 1) / qBlocks + mr - 1) / mr * mr);
             }
             QueryBlocks = (q + QueryRows - 1) / QueryRows;
-            int threads = 2.0 * q * n * d < ParallelFlops ? 1 : Environment.ProcessorCount;
+            int threads = 2.0 * q * n * d < ParallelFlops ? 1 : CpuParallel.Threads;
             // Enough tasks that the cores finish together (dynamic scheduling evens out 8 per core), but bank blocks
             // no smaller than one packed block, so that packing and the per-task top-k merge stay cheap.
             int want = threads == 1 ? 1 : Math.Max(1, (8 * threads + QueryBlocks - 1) / QueryBlocks);

@@ -46,7 +46,7 @@ public static unsafe class Pool2dCpu
     private static void Run<TOp>(Pool2dParams p, float* x, float* y, float[]? colCounts) where TOp : struct, IReduce
     {
         int rows = p.N * p.C * p.OutH;
-        int threads = Environment.ProcessorCount;
+        int threads = CpuParallel.Threads;
         if (threads == 1 || p.OutputElements < ParallelMinOutputs)
         {
             Rows<TOp>(p, x, y, 0, rows, colCounts);

@@ -98,12 +98,12 @@ public static unsafe class TernaryLinearCpu
     /// <summary>Runs body over [0, n) in blocks of rows (a multiple of 4), threaded when the work is large enough.</summary>
     private static void ForRowBlocks(int n, long work, Action<int, int> body)
     {
-        if (work < ParallelWork || Environment.ProcessorCount == 1)
+        if (work < ParallelWork || CpuParallel.Threads == 1)
         {
             body(0, n);
             return;
         }
-        int rows = Math.Max(4, (n / (8 * Environment.ProcessorCount) + 3) / 4 * 4);
+        int rows = Math.Max(4, (n / (8 * CpuParallel.Threads) + 3) / 4 * 4);
         int blocks = (n + rows - 1) / rows;
         CpuParallel.For(0, blocks, b => body(b * rows, Math.Min(n, (b + 1) * rows)));
     }

@@ -72,7 +72,7 @@ public static unsafe class DwConvCpu
         {
             int rows = p.B * p.OutH;
             long work = p.OutputElements * (taps + (p.Act == Epilogue.Gelu ? GeluCost : 0));
-            if (work < ParallelMinWork || rows == 1 || Environment.ProcessorCount == 1) Rows<TL, TV>(p, px, wt, cPad, zeros, py, 0, rows);
+            if (work < ParallelMinWork || rows == 1 || CpuParallel.Threads == 1) Rows<TL, TV>(p, px, wt, cPad, zeros, py, 0, rows);
             else SpreadRows<TL, TV>(p, px, wt, cPad, zeros, py, rows);
         }
     }
@@ -89,7 +89,7 @@ public static unsafe class DwConvCpu
         body.Zeros = zeros;
         body.Y = y;
         body.Rows = rows;
-        body.Chunks = Math.Min(rows, Environment.ProcessorCount * 4);
+        body.Chunks = Math.Min(rows, CpuParallel.Threads * 4);
         CpuParallel.For(0, body.Chunks, body);
     }
 

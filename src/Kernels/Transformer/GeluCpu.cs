@@ -26,7 +26,7 @@ public static unsafe class GeluCpu
             else
             {
                 float* cx = px, cy = py;
-                int n = x.Length, chunks = Environment.ProcessorCount * 4;
+                int n = x.Length, chunks = CpuParallel.Threads * 4;
                 CpuParallel.For(0, chunks, i =>
                 {
                     // Chunk borders on whole vectors of either width (16 floats) so that only the last chunk has a tail.

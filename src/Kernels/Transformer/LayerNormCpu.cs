@@ -23,7 +23,7 @@ public static unsafe class LayerNormCpu
             {
                 var pp = p;
                 float* cx = px, cw = pw, cb = pb, cy = py;
-                int chunks = Math.Min(p.M, Environment.ProcessorCount * 4);
+                int chunks = Math.Min(p.M, CpuParallel.Threads * 4);
                 CpuParallel.For(0, chunks, i => Rows(pp, cx, cw, cb, cy, (int)((long)pp.M * i / chunks), (int)((long)pp.M * (i + 1) / chunks)));
             }
         }

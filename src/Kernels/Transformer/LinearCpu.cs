@@ -129,7 +129,7 @@ public static unsafe class LinearCpu
         if (p.OutputElements < ParallelEpilogueElements) EpilogueRows(pp, bias, y, 0, p.M);
         else
         {
-            int chunks = Math.Min(p.M, Environment.ProcessorCount * 4);
+            int chunks = Math.Min(p.M, CpuParallel.Threads * 4);
             CpuParallel.For(0, chunks, i => EpilogueRows(pp, bias, y, (int)((long)pp.M * i / chunks), (int)((long)pp.M * (i + 1) / chunks)));
         }
     }
