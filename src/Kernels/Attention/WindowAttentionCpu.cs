@@ -37,7 +37,7 @@ public static unsafe class WindowAttentionCpu
     /// <summary>The widest register tile: four vectors, of keys in QK^T and of channels in PV.</summary>
     private const int TileFloats = 4 * Lanes;
     /// <summary>Below this many flops (about 10 us) waking a second thread costs more than it saves.</summary>
-    private const double ParallelFlops = 1e6;
+    private const double ParallelFlops = 8e6;
     /// <summary>Ranges of items per thread: enough to even out the cores, few enough that scheduling is not paid per item.</summary>
     private const int TasksPerThread = 4;
     /// <summary>qkv above this size comes from L3 or memory (L2 is 1-2 MB per core).</summary>

@@ -60,7 +60,7 @@ public static unsafe class Sgemm
     /// <summary>N block: the packed B block (KC x NC) stays in L2.</summary>
     private const int NcMax = 384;
     /// <summary>Below this many flops threads cost more than they save.</summary>
-    private const double ParallelFlops = 1e6;
+    private const double ParallelFlops = 8e6;
     /// <summary>What one more task costs (scheduling, pipeline ramp), in flops: a few microseconds.</summary>
     private const double TaskOverheadFlops = 0.3e6;
 

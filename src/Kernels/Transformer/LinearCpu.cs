@@ -15,7 +15,7 @@ namespace GpuAnomaly.Kernels.Transformer;
 public static unsafe class LinearCpu
 {
     internal const int SmallM = 4;
-    private const double ParallelFlops = 1e6;
+    private const double ParallelFlops = 8e6;
     private const long ParallelEpilogueElements = 1 << 16;
 
     /// <summary>Weights [N, K] transposed into a per-thread buffer on every call; constant weights use <see cref="PackWeights"/> once.</summary>

@@ -44,6 +44,42 @@ public class Pool2dTests : IClassFixture<IlgpuCpuFixture>
             });
     }
 
+    /// <summary>
+    /// The dense-extraction fast path (max, 2x2, stride 1, no padding: the Uninformed Students pools) over random
+    /// dilations (unequal in H and W), widths from one vector to several with odd tails, batch 1-3, serial and
+    /// multi-threaded; NaN inputs must give NaN exactly where the window holds one.
+    /// </summary>
+    [Fact]
+    public void CpuKernel_DenseMax2x2_MatchesReference_AndPropagatesNaN()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        for (int t = 0; t < 40; t++)
+        {
+            int dh = rng.Next(1, 9), dw = rng.Next(1, 9);
+            int ow = t < 4 ? 16 + t : rng.Next(16, 90), oh = rng.Next(1, 40);
+            var p = Pool2dParams.Create(PoolKind.Max, rng.Next(1, 4), rng.Next(1, 7), oh + dh, ow + dw, kernel: 2, stride: 1, dilation: 1);
+            p.DilH = dh;
+            p.DilW = dw;
+            p.Validate();
+            Assert.Equal(ow, p.OutW);
+            var x = KernelLab.RandomFloats(rng, p.InputElements);
+            bool nan = t % 3 == 0;
+            if (nan)
+                for (int i = 0; i < 5; i++) x[rng.Next(x.Length)] = float.NaN;
+            var expected = new double[p.OutputElements];
+            Pool2dReference.Forward(p, x, expected);
+            var y = new float[p.OutputElements];
+            KernelLab.Poison(y);
+            Pool2dCpu.Forward(p, x, y);
+            for (int i = 0; i < y.Length; i++)
+            {
+                bool ok = double.IsNaN(expected[i]) ? float.IsNaN(y[i]) : y[i] == expected[i];
+                if (!ok) Assert.Fail($"seed {seed}, {p}: output {i} is {y[i]}, expected {expected[i]}");
+            }
+            if (nan) Assert.Contains(y, float.IsNaN);
+        }
+    }
+
     [Theory, MemberData(nameof(Kinds))]
     public void IlgpuKernel_MatchesReference(PoolKind kind)
     {
