@@ -10,5 +10,6 @@ else if (args.Length > 0 && args[0] == "dwconv-cpu") DwConvGeluBench.Quick(args[
 else if (args.Length > 0 && args[0] == "ternary-cpu") TernaryLinearBench.Quick(args[1..]);
 else if (args.Length > 0 && args[0] == "vim-cpu") VimBench.Quick(args[1..]);
 else if (args.Length > 0 && args[0] == "knn-cpu") KnnBench.Quick(args[1..]);
+else if (args.Length > 0 && args[0] == "lanes") LanesBench.Run(args[1..]);
 else BenchmarkSwitcher.FromAssembly(typeof(Conv2dBench).Assembly).Run(args);
 return 0;

@@ -15,9 +15,9 @@ public sealed record Stage(IReadOnlyList<IReadOnlyList<Node>> Lanes)
 /// (topological) order, one node after the other, each op parallel inside. Concurrent (a cpu device with several
 /// threads): independent branches of the graph run side by side, one per thread, each op then on its own thread.
 /// That pays where the ops are too small to split well: the Uninformed Students networks at batch 1 run twelve
-/// independent chains of 16-32-channel convolutions, whose per-layer splits over two cores took 9.3-10.9 ms
-/// against ONNX Runtime's 8.6-9.4 ms; a chain kept on one core also keeps its activations in that core's cache
-/// (an op reading what another core just wrote measured 2-4x slower).
+/// independent chains of 16-32-channel convolutions: splitting each layer over two cores took 8.1 ms, two lanes
+/// 6.0 ms (`GpuAnomaly.Bench lanes`, docs/PERFORMANCE.md); a chain kept on one core also keeps its activations in that
+/// core's cache (an op reading what the other core just wrote measured up to 10x slower: 0.6 -> 6 us).
 /// <para>
 /// How: the graph is cut into chains (a node joins its producer's chain when it is that node's only reader and the
 /// producer its only node input); a chain's level is one more than the highest level among the chains it reads;
@@ -39,7 +39,7 @@ public sealed class ExecutionSchedule
     /// <summary>
     /// A stage runs concurrently only when its nodes average less than this <see cref="Cost"/>: 1 GFLOP. The default
     /// Uninformed Students model averages 40 MFLOP per convolution at batch 1 and 320 at batch 8 (both faster in lanes:
-    /// 9.3 -> 6.9 ms and 66.7 -> 51.5 ms on 2 threads), its width-128 variant 3 GFLOP at 64x64 (no faster).
+    /// 8.1 -> 6.0 ms and 50.4 -> 45.3 ms on 2 threads), its width-128 variant 3 GFLOP at 64x64 (no faster: 716 vs 730 ms).
     /// </summary>
     public const double MaxConcurrentNodeCost = 1e9;
 
@@ -84,21 +84,21 @@ public sealed class ExecutionSchedule
         if (lanes == 1) return Sequential(graph);
         var nodes = graph.Nodes;
 
-        // Readers of each node's output.
-        var readers = new List<Node>?[nodes.Count];
-        foreach (var n in nodes)
-            foreach (var p in n.Inputs.Select(v => v.Producer).OfType<Node>().Distinct())
-                (readers[p.Index] ??= []).Add(n);
+        // Each node's distinct producers, and the readers of each node's output.
+        var producers = nodes.Select(n => n.Inputs.Select(v => v.Producer).OfType<Node>().Distinct().ToArray()).ToArray();
+        var readers = new int[nodes.Count];
+        foreach (var ps in producers)
+            foreach (var p in ps) readers[p.Index]++;
 
         // Chains, in the order of their first node.
         var chainOf = new int[nodes.Count];
         var chains = new List<List<Node>>();
         foreach (var n in nodes)
         {
-            var producers = n.Inputs.Select(v => v.Producer).OfType<Node>().Distinct().ToArray();
-            if (producers.Length == 1 && readers[producers[0].Index]!.Count == 1 && chains[chainOf[producers[0].Index]][^1] == producers[0])
+            var ps = producers[n.Index];
+            if (ps.Length == 1 && readers[ps[0].Index] == 1 && chains[chainOf[ps[0].Index]][^1] == ps[0])
             {
-                chainOf[n.Index] = chainOf[producers[0].Index];
+                chainOf[n.Index] = chainOf[ps[0].Index];
                 chains[chainOf[n.Index]].Add(n);
                 continue;
             }
@@ -109,7 +109,7 @@ public sealed class ExecutionSchedule
         // Levels: chains are numbered in topological order (by first node), so one pass suffices.
         var level = new int[chains.Count];
         for (int c = 0; c < chains.Count; c++)
-            foreach (var p in chains[c][0].Inputs.Select(v => v.Producer).OfType<Node>())
+            foreach (var p in producers[chains[c][0].Index])
                 level[c] = Math.Max(level[c], level[chainOf[p.Index]] + 1);
 
         var stages = new List<Stage>();

@@ -136,6 +136,22 @@ public sealed class HostileInputTests : IDisposable
         Assert.True(Environment.WorkingSet - before < (1L << 30), $"working set grew by {(Environment.WorkingSet - before) >> 20} MiB");
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("two")]
+    public void CpuLanes_IsValidated(string value)
+    {
+        Environment.SetEnvironmentVariable(GpuAnomaly.Engine.CpuDevice.LanesVariable, value);
+        try
+        {
+            string outDir = Path.Combine(_dir, "out-lanes");
+            var (code, _, err) = Run("predict", Images("in", 1, 6), "--model", Model, "--device", "cpu", "--out", outDir);
+            AssertOneLineError(code, err, "GPUANOMALY_CPU_LANES", $"'{value}'");
+            Assert.False(Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any(), "nothing may be written");
+        }
+        finally { Environment.SetEnvironmentVariable(GpuAnomaly.Engine.CpuDevice.LanesVariable, null); }
+    }
+
     [Fact]
     public void MemoryFraction_IsValidated()
     {
