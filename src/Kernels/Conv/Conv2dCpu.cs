@@ -194,9 +194,15 @@ public static unsafe partial class Conv2dCpu
 
     /// <summary>
     /// Padded-input and wide-output buffers are kept per thread: run big batches a few images at a time
-    /// (tests lower it to exercise the chunking; only speed depends on it).
+    /// (tests lower it to exercise the chunking, on their own thread only; only speed depends on it).
     /// </summary>
-    internal static long PaddedChunkFloats = 1L << 24;
+    internal static long PaddedChunkFloats
+    {
+        get => t_paddedChunkFloats > 0 ? t_paddedChunkFloats : DefaultPaddedChunkFloats;
+        set => t_paddedChunkFloats = value;
+    }
+    private const long DefaultPaddedChunkFloats = 1L << 24;
+    [ThreadStatic] private static long t_paddedChunkFloats;
 
     private static void PaddedGemm(in Conv2dParams p, float* x, float* a, bool use512, float* bias, float* y)
     {

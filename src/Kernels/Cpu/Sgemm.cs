@@ -64,8 +64,12 @@ public static unsafe class Sgemm
     /// <summary>What one more task costs (scheduling, pipeline ramp), in flops: a few microseconds.</summary>
     private const double TaskOverheadFlops = 0.3e6;
 
-    /// <summary>Tests set this to exercise the AVX2 micro-kernel on an AVX-512 machine.</summary>
-    internal static bool ForceVector256;
+    /// <summary>
+    /// Tests set this to exercise the AVX2 micro-kernel on an AVX-512 machine, on their own thread only (as
+    /// Conv2dCpu.DisableDirect): a process-wide flag flipped by one test changed the layout under a model another test
+    /// ran at the same time. Every kernel reads it once on its calling thread and hands the choice to its tasks.
+    /// </summary>
+    [ThreadStatic] internal static bool ForceVector256;
 
     internal static bool Use512 => Vector512.IsHardwareAccelerated && !ForceVector256;
     internal static int Mr(bool use512) => use512 ? SgemmMicroKernels.Mr512 : SgemmMicroKernels.Mr256;

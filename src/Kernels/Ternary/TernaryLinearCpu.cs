@@ -32,8 +32,8 @@ namespace GpuAnomaly.Kernels.Ternary;
 /// </summary>
 public static unsafe class TernaryLinearCpu
 {
-    /// <summary>Tests set these to exercise the AVX2 and scalar paths on an AVX-512 machine.</summary>
-    internal static bool ForceVector256, ForceScalar;
+    /// <summary>Tests set these to exercise the AVX2 and scalar paths on an AVX-512 machine, on their own thread only.</summary>
+    [ThreadStatic] internal static bool ForceVector256, ForceScalar;
 
     private static bool Use512 => !ForceScalar && !ForceVector256 && Avx512BW.IsSupported && Vector512.IsHardwareAccelerated;
     private static bool Use256 => !ForceScalar && Avx2.IsSupported;
