@@ -95,11 +95,19 @@ public sealed class BroadcastGpu
                 4 => XMath.Pow(u, v),
                 5 => float.IsNaN(u) || float.IsNaN(v) ? float.NaN : XMath.Max(u, v),
                 6 => float.IsNaN(u) || float.IsNaN(v) ? float.NaN : XMath.Min(u, v),
-                7 => u - XMath.Floor(u / v) * v,
+                7 => Mod(u, v),
                 8 => XMath.Rem(u, v),
                 _ => u < 0f ? u * v : u,
             };
         }
+    }
+
+    /// <summary>numpy's mod as the cpu op's: the exact fmod moved onto the divisor's side (one rounding).</summary>
+    private static float Mod(float u, float v)
+    {
+        float r = XMath.Rem(u, v);
+        if (r == 0f) return v < 0f ? -0f : 0f;
+        return (r < 0f) != (v < 0f) ? r + v : r;
     }
 
     private static void UnaryKernel(Index1D index, int n, int stride, int code, float alpha, float beta, ArrayView<float> x, ArrayView<float> y)

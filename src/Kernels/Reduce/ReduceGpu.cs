@@ -12,6 +12,7 @@ namespace GpuAnomaly.Kernels.Reduce;
 /// <item>explicitly grouped for longer ones: a group of <see cref="GroupSize"/> threads per output strides over the
 ///   reduced elements, then a shared-memory tree combines the partial results (ReduceMean over 4096 elements is 16
 ///   elements a thread instead of 4096 on one).</item>
+/// <item>LogSumExp in both takes the output's max first and sums exp(x - max).</item>
 /// <item>softmax / log-softmax, max-subtracted: one thread per row (outer x inner), three passes over the axis; for
 ///   axes of <see cref="GroupedMinCount"/> or more (1000 logits of one image), a group per row, its max and sum through
 ///   the same shared-memory tree.</item>
@@ -77,18 +78,27 @@ public sealed class ReduceGpu
 
     private static float Init(int kind) => kind == 2 ? float.NegativeInfinity : kind == 3 ? float.PositiveInfinity : kind == 4 ? 1f : 0f;
 
-    /// <summary>Folds one element in; Max / Min keep a NaN once seen, as the cpu op and numpy do.</summary>
-    private static float Accumulate(int kind, float acc, float v) => kind switch
+    /// <summary>
+    /// Folds one element in; Max / Min keep a NaN once seen, as the cpu op and numpy do. LogSumExp sums exp(v - shift),
+    /// shift being the output's max (see <see cref="Shift"/>).
+    /// </summary>
+    private static float Accumulate(int kind, float acc, float v, float shift) => kind switch
     {
         2 => float.IsNaN(v) || v > acc ? v : acc,
         3 => float.IsNaN(v) || v < acc ? v : acc,
         4 => acc * v,
         5 or 7 => acc + v * v,
         6 => acc + XMath.Abs(v),
-        // LogSumExp as the cpu op and ONNX's reference: log(sum(exp(x))), not shifted by the max.
-        9 => acc + XMath.Exp(v),
+        9 => acc + XMath.Exp(v - shift),
         _ => acc + v,
     };
+
+    /// <summary>
+    /// LogSumExp's shift from the output's max, as the cpu op, ONNX Runtime and torch.logsumexp: log(sum(exp(x))) as
+    /// written overflows float32 past x = 88.7 and loses the digits of results near zero. An infinite max (or none)
+    /// shifts by 0, since exp(inf - inf) is NaN; a NaN max stays NaN.
+    /// </summary>
+    private static float Shift(float max) => max == float.PositiveInfinity || max == float.NegativeInfinity ? 0f : max;
 
     /// <summary>Two partial results into one.</summary>
     private static float Combine(int kind, float a, float b) => kind switch
@@ -99,11 +109,12 @@ public sealed class ReduceGpu
         _ => a + b,
     };
 
-    private static float Finish(int kind, float acc, int count) => kind switch
+    private static float Finish(int kind, float acc, int count, float shift) => kind switch
     {
         1 => acc / count,
         7 => XMath.Sqrt(acc),
-        8 or 9 => XMath.Log(acc),
+        8 => XMath.Log(acc),
+        9 => shift + XMath.Log(acc),
         _ => acc,
     };
 
@@ -137,14 +148,21 @@ public sealed class ReduceGpu
         for (int o = index; o < outputs; o += stride)
         {
             int b = KeptOffset(o, l);
-            float acc = Init(l.Kind);
-            for (int q = 0; q < outer; q++)
-            {
-                int p = b + ReducedOffset(q, l, true);
-                for (int j = 0; j < l.R5; j++, p += l.B5) acc = Accumulate(l.Kind, acc, x[p]);
-            }
-            y[o] = Finish(l.Kind, acc, count);
+            float shift = 0f;
+            if (l.Kind == 9) shift = Shift(Fold(2, float.NegativeInfinity, 0f, b, outer, l, x));
+            y[o] = Finish(l.Kind, Fold(l.Kind, Init(l.Kind), shift, b, outer, l, x), count, shift);
         }
+    }
+
+    /// <summary>Folds the reduced elements of the output at x offset b into acc, the innermost reduced axis in the inner loop.</summary>
+    private static float Fold(int kind, float acc, float shift, int b, int outer, ReduceLayout l, ArrayView<float> x)
+    {
+        for (int q = 0; q < outer; q++)
+        {
+            int p = b + ReducedOffset(q, l, true);
+            for (int j = 0; j < l.R5; j++, p += l.B5) acc = Accumulate(kind, acc, x[p], shift);
+        }
+        return acc;
     }
 
     /// <summary>One group per output (grid-stride over outputs, the whole group together, so the barriers stay uniform).</summary>
@@ -156,17 +174,17 @@ public sealed class ReduceGpu
         for (int o = Grid.IdxX; o < outputs; o += Grid.DimX)
         {
             int b = KeptOffset(o, l);
-            float acc = Init(l.Kind);
-            for (int q = tid; q < count; q += size) acc = Accumulate(l.Kind, acc, x[b + ReducedOffset(q, l, false)]);
-            partial[tid] = acc;
-            Group.Barrier();
-            for (int s = size / 2; s > 0; s /= 2)
+            float shift = 0f;
+            if (l.Kind == 9) // uniform across the group: every thread takes the barriers inside
             {
-                if (tid < s) partial[tid] = Combine(l.Kind, partial[tid], partial[tid + s]);
-                Group.Barrier();
+                float m = float.NegativeInfinity;
+                for (int q = tid; q < count; q += size) m = Accumulate(2, m, x[b + ReducedOffset(q, l, false)], 0f);
+                shift = Shift(GroupAll(partial, tid, size, 2, m));
             }
-            if (tid == 0) y[o] = Finish(l.Kind, partial[0], count);
-            Group.Barrier(); // partial[0] is read before the next output overwrites it
+            float acc = Init(l.Kind);
+            for (int q = tid; q < count; q += size) acc = Accumulate(l.Kind, acc, x[b + ReducedOffset(q, l, false)], shift);
+            acc = GroupAll(partial, tid, size, l.Kind, acc);
+            if (tid == 0) y[o] = Finish(l.Kind, acc, count, shift);
         }
     }
 
@@ -188,7 +206,7 @@ public sealed class ReduceGpu
         }
     }
 
-    /// <summary>Combines the group's partial values (kind 2 max, 0 sum) into partial[0]; every thread reads it after.</summary>
+    /// <summary>Combines the group's partial values of a reduction kind (<see cref="Combine"/>) into partial[0]; every thread reads it after.</summary>
     private static float GroupAll(ArrayView<float> partial, int tid, int size, int kind, float v)
     {
         partial[tid] = v;

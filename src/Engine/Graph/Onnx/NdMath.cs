@@ -42,11 +42,22 @@ public static class NdMath
         BinaryKind.Max => T.IsNaN(a) || T.IsNaN(b) ? T.NaN : T.Max(a, b),
         BinaryKind.Min => T.IsNaN(a) || T.IsNaN(b) ? T.NaN : T.Min(a, b),
         // fmod = 0 semantics on floats is the sign of the divisor (numpy mod); fmod = 1 is handled by the caller.
-        BinaryKind.Mod => a - T.Floor(a / b) * b,
+        BinaryKind.Mod => Mod(a, b),
         BinaryKind.Fmod => a % b,
         BinaryKind.PRelu => a < T.Zero ? a * b : a,
         _ => throw new ArgumentOutOfRangeException(nameof(k)),
     };
+
+    /// <summary>
+    /// numpy's mod: fmod (exact in IEEE arithmetic) moved onto the divisor's side, one rounding in all. a - floor(a / b) * b
+    /// rounds three times and, with a/b just below an integer, can take the wrong quotient: an error of b itself.
+    /// </summary>
+    public static T Mod<T>(T a, T b) where T : IFloatingPointIeee754<T>
+    {
+        T r = a % b;
+        if (r == T.Zero) return T.CopySign(T.Zero, b);
+        return (r < T.Zero) != (b < T.Zero) ? r + b : r;
+    }
 
     public static T Unary<T>(UnaryKind k, T x, T alpha, T beta) where T : IFloatingPointIeee754<T>
     {

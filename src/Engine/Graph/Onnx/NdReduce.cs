@@ -18,6 +18,16 @@ public static class NdReduce
         for (int i = 0; i < rank; i++) if (reduced[i]) count *= xDims[i];
         T init = k switch { ReduceKind.Max => T.NegativeInfinity, ReduceKind.Min => T.PositiveInfinity, ReduceKind.Prod => T.One, _ => T.Zero };
         y.Fill(init);
+        // LogSumExp is shifted by each output's max, as ONNX Runtime and torch.logsumexp do: log(sum(exp(x))) as
+        // written overflows float32 past x = 88.7 and loses the digits of results near zero (log(exp(1e-5))).
+        T[]? shift = null;
+        if (k == ReduceKind.LogSumExp)
+        {
+            shift = new T[y.Length];
+            Reduce(ReduceKind.Max, x, xDims, reduced, shift);
+            // An infinite max (or no elements) shifts by 0: exp(inf - inf) would be NaN; the sum then gives +-inf.
+            for (int i = 0; i < shift.Length; i++) if (T.IsInfinity(shift[i])) shift[i] = T.Zero;
+        }
         var idx = new int[rank];
         for (long i = 0; i < x.Length; i++)
         {
@@ -31,7 +41,7 @@ public static class NdReduce
                 ReduceKind.Prod => acc * v,
                 ReduceKind.SumSquare or ReduceKind.L2 => acc + v * v,
                 ReduceKind.L1 => acc + T.Abs(v),
-                ReduceKind.LogSumExp => acc + T.Exp(v),
+                ReduceKind.LogSumExp => acc + T.Exp(v - shift![o]),
                 _ => acc + v,
             };
             for (int a = rank - 1; a >= 0; a--)
@@ -46,7 +56,8 @@ public static class NdReduce
             {
                 ReduceKind.Mean => y[i] / n,
                 ReduceKind.L2 => T.Sqrt(y[i]),
-                ReduceKind.LogSum or ReduceKind.LogSumExp => T.Log(y[i]),
+                ReduceKind.LogSum => T.Log(y[i]),
+                ReduceKind.LogSumExp => shift![i] + T.Log(y[i]),
                 _ => y[i],
             };
     }
