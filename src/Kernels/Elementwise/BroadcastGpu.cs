@@ -102,7 +102,11 @@ public sealed class BroadcastGpu
         }
     }
 
-    /// <summary>numpy's mod as the cpu op's: the exact fmod moved onto the divisor's side (one rounding).</summary>
+    /// <summary>
+    /// numpy's mod as the cpu op's: fmod moved onto the divisor's side. XMath.Rem is C#'s exact % on the CPU
+    /// accelerator, but ILGPU 1.5.3's PTX lowers it to frac(|x * rcp(y)|) * |y| (off by about eps |x|, and by y where
+    /// x / y rounds across an integer), so Mod and Fmod are exact there only on CPU accelerators.
+    /// </summary>
     private static float Mod(float u, float v)
     {
         float r = XMath.Rem(u, v);
