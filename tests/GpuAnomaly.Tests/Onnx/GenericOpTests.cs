@@ -37,6 +37,49 @@ public sealed class GenericOpTests
         else KernelLab.AssertCloseToMagnitude(actual, expected, magnitude, tol, context);
     }
 
+    /// <summary>
+    /// NdMath.Mod (one fused rounding below 2^24 quotients, fmod past them) against numpy's definition written out:
+    /// the exact fmod, then + b where its sign is not the divisor's. Bit for bit, on magnitudes 2^-30 to 2^30 of either
+    /// sign (quotients from tiny to far past 2^24), a / b rounding onto integers, and the special values.
+    /// </summary>
+    [Fact]
+    public void Mod_IsFmodMovedOntoTheDivisorsSide_BitForBit()
+    {
+        var rng = KernelLab.NewRng(out int seed);
+        static float Numpy(float a, float b)
+        {
+            float r = a % b;
+            if (r == 0) return MathF.CopySign(0, b);
+            return (r < 0) != (b < 0) ? r + b : r;
+        }
+        static double NumpyD(double a, double b)
+        {
+            double r = a % b;
+            if (r == 0) return Math.CopySign(0, b);
+            return (r < 0) != (b < 0) ? r + b : r;
+        }
+        var pairs = new List<(float A, float B)>();
+        for (int i = 0; i < 200_000; i++)
+        {
+            float b = KernelLab.RandomFloats(rng, 1)[0] * MathF.Pow(2, rng.Next(-30, 31));
+            float a = i % 4 == 0
+                ? b * rng.Next(-100_000, 100_000) * (1 + (rng.Next(3) - 1) * MathF.Pow(2, -23)) // a / b within an ulp of an integer
+                : KernelLab.RandomFloats(rng, 1)[0] * MathF.Pow(2, rng.Next(-30, 31));
+            pairs.Add((a, b));
+        }
+        float[] special = [0f, -0f, 1f, -1f, 1e-45f, -1e-45f, 3e38f, -3e38f, float.PositiveInfinity, float.NegativeInfinity, float.NaN];
+        foreach (float a in special) foreach (float b in special) pairs.Add((a, b));
+        foreach (var (a, b) in pairs)
+        {
+            float expected = Numpy(a, b), actual = NdMath.Mod(a, b);
+            Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual) || (float.IsNaN(expected) && float.IsNaN(actual)),
+                $"mod({a:R}, {b:R}) = {actual:R}, numpy {expected:R} (seed {seed})");
+            double ed = NumpyD(a * 1.1, b), ad = NdMath.Mod(a * 1.1, (double)b);
+            Assert.True(BitConverter.DoubleToInt64Bits(ed) == BitConverter.DoubleToInt64Bits(ad) || (double.IsNaN(ed) && double.IsNaN(ad)),
+                $"mod({a * 1.1:R}, {b:R}) in float64 = {ad:R}, numpy {ed:R} (seed {seed})");
+        }
+    }
+
     [Fact]
     public void BroadcastBinary()
     {
