@@ -13,8 +13,7 @@ internal static class ReduceMagnitude
 {
     public static double[]? Of(ReduceOp op, double[] x, Shape shape, double[] expected) => op.Function switch
     {
-        ReduceKind.Sum or ReduceKind.Mean =>
-            new ReduceOp(op.Function, [.. op.Axes], op.KeepDims).Reference([x.Select(Math.Abs).ToArray()], [shape], out _),
+        ReduceKind.Sum or ReduceKind.Mean => op.Reference([x.Select(Math.Abs).ToArray()], [shape], out _),
         ReduceKind.LogSum or ReduceKind.LogSumExp => expected.Select(e => Math.Abs(e) + 1).ToArray(),
         _ => null,
     };
