@@ -31,6 +31,14 @@ POOL = [  # name, kind, N, C, H, W, k, stride, pad, dil
     ("avg 3x3/1 p1 64ch 112x112 b8", "avg", 8, 64, 112, 112, 3, 1, 1, 1),
 ]
 
+GENERIC = [  # kernel, name, input shapes, fn (KernelSuite.GenericOpCases)
+    ("reduce_mean", "8x512x14x14 over HW", [(8, 512, 14, 14)], lambda x: x.mean((2, 3), keepdim=True)),
+    ("reduce_logsum", "256x1000 over 1000", [(256, 1000)], lambda x: x.sum(1).log()),
+    ("reduce_logsumexp", "256x1000 over 1000", [(256, 1000)], lambda x: torch.logsumexp(x, 1)),
+    ("reduce_logsumexp", "16384x10 over 10", [(16384, 10)], lambda x: torch.logsumexp(x, 1)),
+    ("onnx_mod", "8x128x56x56 by 128x1x1", [(8, 128, 56, 56), (128, 1, 1)], torch.remainder),
+]
+
 
 def timed(fn, device, min_sample_ms=2.0, samples=15, warmup=3):
     for _ in range(warmup):
@@ -63,6 +71,7 @@ def main():
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json")
+    ap.add_argument("--filter", default="", help="only kernels whose name or shape contains this text (as gpuanomaly bench --filter)")
     a = ap.parse_args()
     torch.backends.cudnn.allow_tf32 = a.tf32
     torch.backends.cuda.matmul.allow_tf32 = a.tf32
@@ -73,7 +82,10 @@ def main():
     g = torch.Generator(device="cpu").manual_seed(0)
     rows = []
     with torch.no_grad():
+        want = lambda kernel, name: a.filter.lower() in f"{kernel} {name}".lower()
         for name, n, ci, h, w, co, k, s, p, d, groups, act in CONV:
+            if not want("conv2d", name):
+                continue
             x = (torch.rand(n, ci, h, w, generator=g) * 2 - 1).to(dev)
             wt = (torch.rand(co, ci // groups, k, k, generator=g) * 2 - 1).to(dev)
             b = (torch.rand(co, generator=g) * 2 - 1).to(dev)
@@ -85,6 +97,8 @@ def main():
             flops = 2.0 * n * co * oh * ow * (ci // groups) * k * k
             rows.append({"kernel": "torch.conv2d" + ("+tf32" if a.tf32 else ""), "shape": name, "ms": ms, "gflops": flops / ms / 1e6})
         for name, kind, n, c, h, w, k, s, p, d in POOL:
+            if not want("pool2d", name):
+                continue
             x = (torch.rand(n, c, h, w, generator=g) * 2 - 1).to(dev)
             if kind == "max":
                 fn = lambda: F.max_pool2d(x, k, s, p, d)
@@ -94,14 +108,23 @@ def main():
             oh = (h + 2 * p - d * (k - 1) - 1) // s + 1
             ow = (w + 2 * p - d * (k - 1) - 1) // s + 1
             rows.append({"kernel": "torch.pool2d", "shape": name, "ms": ms, "gbps": 4.0 * (n * c * h * w + n * c * oh * ow) / ms / 1e6})
+        for kernel, name, shapes, op in GENERIC:
+            if not want(kernel, name):
+                continue
+            xs = [(torch.rand(*sh, generator=g) * 2 - 1).to(dev) for sh in shapes]
+            ms = timed(lambda: op(*xs), dev)
+            out = op(*xs).numel()
+            rows.append({"kernel": "torch." + kernel, "shape": name, "ms": ms,
+                         "gbps": 4.0 * (sum(x.numel() for x in xs) + out) / ms / 1e6})
         nel = 1 << 26
-        xa = (torch.rand(nel, generator=g) * 2 - 1).to(dev)
-        xb = (torch.rand(nel, generator=g) * 2 - 1).to(dev)
-        y = torch.empty_like(xa)
-        ms = timed(lambda: torch.nn.functional.leaky_relu(xa, 5e-3), dev)
-        rows.append({"kernel": "torch.leaky_relu", "shape": f"{nel} floats", "ms": ms, "gbps": 8.0 * nel / ms / 1e6})
-        ms = timed(lambda: torch.add(xa, xb, out=y), dev)
-        rows.append({"kernel": "torch.add", "shape": f"{nel} floats", "ms": ms, "gbps": 12.0 * nel / ms / 1e6})
+        if want("elementwise", ""):
+            xa = (torch.rand(nel, generator=g) * 2 - 1).to(dev)
+            xb = (torch.rand(nel, generator=g) * 2 - 1).to(dev)
+            y = torch.empty_like(xa)
+            ms = timed(lambda: torch.nn.functional.leaky_relu(xa, 5e-3), dev)
+            rows.append({"kernel": "torch.leaky_relu", "shape": f"{nel} floats", "ms": ms, "gbps": 8.0 * nel / ms / 1e6})
+            ms = timed(lambda: torch.add(xa, xb, out=y), dev)
+            rows.append({"kernel": "torch.add", "shape": f"{nel} floats", "ms": ms, "gbps": 12.0 * nel / ms / 1e6})
     for r in rows:
         extra = f"{r['gflops']:9.1f} GFLOP/s" if "gflops" in r else f"{r['gbps']:9.1f} GB/s"
         print(f"{r['kernel']:22s} {r['shape']:38s} {r['ms']:10.4f} ms {extra}")

@@ -49,6 +49,28 @@ public static class KernelSuite
             new("avg 3x3/1 p1 64ch 112x112 b8", Pool2dParams.Create(PoolKind.Avg, 8, 64, 112, 112, 3, stride: 1, padding: 1)),
           ];
 
+    /// <summary>A generic ONNX op as an imported graph runs it (NdReduce / NdMath on cpu, ReduceGpu / BroadcastGpu on ILGPU devices).</summary>
+    public sealed record GenericOpCase(string Name, HostKernelOp Op, Shape[] Inputs);
+
+    public static IReadOnlyList<GenericOpCase> GenericOpCases(bool small) => small
+        ? [
+            new("2x3x5x7 over HW", new ReduceOp(ReduceKind.Mean, [2, 3], true), [new Shape(2, 3, 5, 7)]),
+            new("3x300 over 300", new ReduceOp(ReduceKind.LogSumExp, [1], false), [new Shape(3, 300)]),
+            new("5x7 over 7", new ReduceOp(ReduceKind.LogSumExp, [1], false), [new Shape(5, 7)]),
+            new("2x3x5x7 by 3x1x1", new BroadcastBinaryOp(BinaryKind.Mod), [new Shape(2, 3, 5, 7), new Shape(3, 1, 1)]),
+          ]
+        : [
+            // GlobalAveragePool of a ResNet-like tail.
+            new("8x512x14x14 over HW", new ReduceOp(ReduceKind.Mean, [2, 3], true), [new Shape(8, 512, 14, 14)]),
+            // The energy score's log-sum-exp over 1000 logits (the grouped kernel on GPUs), beside LogSum's one pass:
+            // LogSumExp reads each row twice, its max first.
+            new("256x1000 over 1000", new ReduceOp(ReduceKind.LogSum, [1], false), [new Shape(256, 1000)]),
+            new("256x1000 over 1000", new ReduceOp(ReduceKind.LogSumExp, [1], false), [new Shape(256, 1000)]),
+            // Short rows: one thread per output on GPUs.
+            new("16384x10 over 10", new ReduceOp(ReduceKind.LogSumExp, [1], false), [new Shape(16384, 10)]),
+            new("8x128x56x56 by 128x1x1", new BroadcastBinaryOp(BinaryKind.Mod), [new Shape(8, 128, 56, 56), new Shape(128, 1, 1)]),
+          ];
+
     /// <summary>Uninformed Students scoring at the paper's sizes (D = 128, M = 3 students): memory bound.</summary>
     public static IReadOnlyList<StudentTeacherCase> StudentTeacherCases(bool small) => small
         ? [new("D5 M3 9x9", StudentTeacherScoreParams.Create(1, 5, 9, 9, 3))]
@@ -149,6 +171,20 @@ public static class KernelSuite
             progress?.Invoke("elementwise");
             results.Add(DeviceTimer.Time(device, "leaky_relu", $"{n} floats", n, 8.0 * n, () => device.LeakyRelu(a, 5e-3f, y)));
             results.Add(DeviceTimer.Time(device, "add", $"{n} floats", n, 12.0 * n, () => device.Add(a, b, y)));
+        }
+
+        foreach (var c in GenericOpCases(small))
+        {
+            if (!Want(c.Op.Kind + " " + c.Name)) continue;
+            var inputs = c.Inputs.Select(shape => device.FromHost(Random(rng, shape.Elements), shape)).ToArray();
+            var yShape = c.Op.InferShape(c.Inputs);
+            using var y = device.Allocate(yShape);
+            progress?.Invoke($"{c.Op.Kind} {c.Name}");
+            // One operation per element of the larger side; bytes: inputs read once, output written once.
+            double read = c.Inputs.Sum(shape => (double)shape.Elements);
+            results.Add(DeviceTimer.Time(device, c.Op.Kind, c.Name, Math.Max(c.Inputs[0].Elements, yShape.Elements), 4.0 * (read + yShape.Elements),
+                () => c.Op.Run(device, inputs, y)));
+            foreach (var t in inputs) t.Dispose();
         }
 
         foreach (var c in StudentTeacherCases(small))
