@@ -103,9 +103,11 @@ public sealed class BroadcastGpu
     }
 
     /// <summary>
-    /// numpy's mod as the cpu op's: fmod moved onto the divisor's side. XMath.Rem is C#'s exact % on the CPU
-    /// accelerator, but ILGPU 1.5.3's PTX lowers it to frac(|x * rcp(y)|) * |y| (off by about eps |x|, and by y where
-    /// x / y rounds across an integer), so Mod and Fmod are exact there only on CPU accelerators.
+    /// numpy's mod: fmod moved onto the divisor's side. XMath.Rem is C#'s exact % on the CPU accelerator, but ILGPU
+    /// 1.5.3's PTX lowers it to frac(|x * rcp(y)|) * |y| (off by about eps |x|, and by y where x / y rounds across an
+    /// integer), so Mod and Fmod are exact there only on CPU accelerators. The cpu op's exact one-rounding form
+    /// (NdMath.Mod) needs a fused multiply-add, and MathF.FusedMultiplyAdd becomes an unresolved extern call in
+    /// ILGPU 1.5.3's PTX: it would take an intrinsic like Dp4aIntrinsic's emitting fma.rn.f32.
     /// </summary>
     private static float Mod(float u, float v)
     {
