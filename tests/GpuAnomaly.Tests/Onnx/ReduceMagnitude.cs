@@ -11,7 +11,15 @@ namespace GpuAnomaly.Tests.Onnx;
 /// </summary>
 internal static class ReduceMagnitude
 {
-    public static double[]? Of(ReduceOp op, double[] x, Shape shape, double[] expected) => op.Function switch
+    /// <summary>Relative L2 for every op, against the terms' magnitude where <paramref name="op"/> is a reduction that can cancel.</summary>
+    public static void AssertClose(HostKernelOp op, float[] x, Shape shape, float[] actual, double[] expected, double tolerance, string context)
+    {
+        var magnitude = op is ReduceOp r ? Of(r, x.Select(v => (double)v).ToArray(), shape, expected) : null;
+        if (magnitude is null) KernelLab.AssertClose(actual, expected, tolerance, context);
+        else KernelLab.AssertCloseToMagnitude(actual, expected, magnitude, tolerance, context);
+    }
+
+    private static double[]? Of(ReduceOp op, double[] x, Shape shape, double[] expected) => op.Function switch
     {
         ReduceKind.Sum or ReduceKind.Mean => op.Reference([x.Select(Math.Abs).ToArray()], [shape], out _),
         ReduceKind.LogSum or ReduceKind.LogSumExp => expected.Select(e => Math.Abs(e) + 1).ToArray(),
